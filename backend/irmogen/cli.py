@@ -1,0 +1,97 @@
+"""The `irmogen` command (also `python -m irmogen`).
+
+Each subcommand parses its flags and calls one function in a room that knows nothing about the
+command line. User mistakes (IrmogenError) print one line on stderr and exit with status 2; they
+never show a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import IrmogenError
+
+
+def _motion_import(a) -> None:
+    from .io import load_motion
+
+    clip = load_motion(a.file, asf=a.asf)
+    out = Path(a.out)
+    if out.suffix.lower() == ".bvh":
+        from .io import save_bvh
+
+        save_bvh(clip, out)
+    else:
+        clip.save(out)
+    src = clip.meta.get("source_format", Path(a.file).suffix.lstrip("."))
+    print(f"{a.file}: {src} -> {out}: {clip.num_frames} frames at {clip.fps:g} fps ({clip.seconds:.2f} s)")
+
+
+def _motion_export(a) -> None:
+    from .io import load_motion, save_bvh
+
+    clip = load_motion(a.clip)
+    save_bvh(clip, a.out)
+    print(f"{a.clip} -> {a.out}: {clip.num_frames} frames, SMPL-22 skeleton, Y up, metres")
+
+
+def _data_prepare(a) -> None:
+    from .data.prepare import prepare_dataset
+
+    if not any((a.cmu, a.hdm05, a.deepmimic, a.humanml3d)):
+        raise IrmogenError("data prepare: give at least one source (--cmu, --hdm05, --deepmimic or --humanml3d)")
+    for flag in ("cmu", "hdm05", "deepmimic", "humanml3d"):
+        d = getattr(a, flag)
+        if d is not None and not Path(d).is_dir():
+            raise IrmogenError(f"data prepare: --{flag} {d} is not a folder")
+    prepare_dataset(a.out, cmu=a.cmu, hdm05=a.hdm05, deepmimic=a.deepmimic, humanml3d=a.humanml3d,
+                    overwrite=a.overwrite)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="irmogen", description="IRMoGen backend: motion import/export, data, models")
+    ap.add_argument("--version", action="version", version=f"irmogen {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    motion = sub.add_parser("motion", help="import and export motion files").add_subparsers(dest="action", required=True)
+    imp = motion.add_parser("import", help="BVH (.bvh/.bvh.gz), ASF/AMC or DeepMimic JSON -> clip .npz at 20 fps")
+    imp.add_argument("file")
+    imp.add_argument("--asf", help="skeleton file for an .amc motion (default: the .asf beside it)")
+    imp.add_argument("--out", required=True, help="clip .npz (or .bvh) to write")
+    imp.set_defaults(run=_motion_import)
+    exp = motion.add_parser("export", help="clip .npz -> BVH on the SMPL-22 skeleton (Y up, metres)")
+    exp.add_argument("clip")
+    exp.add_argument("--out", required=True)
+    exp.set_defaults(run=_motion_export)
+
+    data = sub.add_parser("data", help="build training datasets").add_subparsers(dest="action", required=True)
+    prep = data.add_parser("prepare", help="build a HumanML3D-layout dataset from real motion capture")
+    prep.add_argument("--out", required=True)
+    prep.add_argument("--cmu", help="CMU folder (bvh_cc/, bvh_daz/, amc/, cmu_descriptions.csv)")
+    prep.add_argument("--hdm05", help="HDM05 folder (train/, test/)")
+    prep.add_argument("--deepmimic", help="DeepMimic clips folder")
+    prep.add_argument("--humanml3d", help="a HumanML3D folder (new_joints/, texts/, splits)")
+    prep.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
+    prep.set_defaults(run=_data_prepare)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except IrmogenError as e:
+        print(f"irmogen: error: {e}", file=sys.stderr)
+        if e.hint:
+            print(f"irmogen: hint: {e.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("irmogen: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""The project's one entry point: set up, test, run the demo, package the extension.
+
+    python build.py setup [--bpy 4.5|4.2|5.0]   make the virtual environment (idempotent)
+    python build.py test [pytest args]          set up, then run the whole test suite
+    python build.py demo "TEXT"                 set up, then run the main job headless
+    python build.py package                     build the Blender extension zip (later issue)
+
+Only the standard library is used here: this file runs under whatever Python 3 starts it and
+creates the Python 3.11 environment everything else runs in.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+# The bpy wheels on PyPI that we test against; 4.5 LTS is the main target.
+BPY_PINS = {"4.5": "4.5.4", "4.2": "4.2.15", "5.0": "5.0.1"}
+MAIN_BPY = "4.5"
+
+
+def venv_dir(bpy: str) -> Path:
+    return ROOT / (".venv" if bpy == MAIN_BPY else f".venv-bpy{bpy.replace('.', '')}")
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def find_python311() -> str:
+    """A Python 3.11 interpreter: bpy wheels for 4.2-5.0 exist for cp311 only."""
+    if sys.version_info[:2] == (3, 11):
+        return sys.executable
+    for name in ("python3.11", "py -3.11"):
+        found = shutil.which(name.split()[0])
+        if found:
+            return found
+    sys.exit("build.py: Python 3.11 is required for the bpy module (install python3.11 and retry)")
+
+
+def run(cmd: list[str], **kw) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def setup_stamp(bpy: str) -> str:
+    """What the environment depends on: the pin files and the bpy version."""
+    h = hashlib.sha256()
+    for f in ("backend/pyproject.toml", "build.py"):
+        h.update((ROOT / f).read_bytes())
+    h.update(BPY_PINS[bpy].encode())
+    return h.hexdigest()
+
+
+def setup(bpy: str = MAIN_BPY) -> Path:
+    venv = venv_dir(bpy)
+    py = venv_python(venv)
+    stamp_file = venv / ".irmogen-setup"
+    stamp = setup_stamp(bpy)
+    if py.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
+        print(f"setup: {venv.name} is up to date")
+        return py
+    t0 = time.time()
+    if not py.exists():
+        run([find_python311(), "-m", "venv", venv])
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
+    # torch first and alone, so the pinned CPU/CUDA wheel is chosen before anything pulls a newer one.
+    run(pip + ["torch==2.13.0"])
+    run(pip + ["-e", f"{ROOT / 'backend'}[test]"])
+    run(pip + [f"bpy=={BPY_PINS[bpy]}"])
+    stamp_file.write_text(stamp)
+    print(f"setup: {venv.name} ready in {time.time() - t0:.0f} s")
+    return py
+
+
+def test(py: Path, args: list[str]) -> int:
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.call([str(py), "-m", "pytest", str(ROOT / "tests"), *args], cwd=ROOT, env=env)
+
+
+def shared_data() -> Path:
+    env = os.environ.get("IRMOGEN_DATA")
+    d = Path(env) if env else ROOT.parent / "shared" / "data"
+    if not (d / "README.md").is_file():
+        sys.exit(f"build.py demo: the motion-capture folder {d} is missing (set IRMOGEN_DATA)")
+    return d
+
+
+def closest_cmu_take(data: Path, text: str) -> tuple[Path, str]:
+    """The CMU take whose database label shares the most words with the text."""
+    import csv
+    import re
+
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    best = (-1.0, None, "")
+    with open(data / "cmu" / "cmu_descriptions.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            path = data / "cmu" / "bvh_cc" / f"{int(row['Subject']):03d}_{int(row['Trial #']):02d}.bvh.gz"
+            if not path.is_file():
+                continue
+            label = row["Motion Description"]
+            label_words = set(re.findall(r"[a-z]+", label.lower()))
+            stems = {w[:4] for w in words}
+            score = sum(w[:4] in stems for w in label_words) / (1 + len(label_words))
+            if score > best[0]:
+                best = (score, path, label)
+    return best[1], best[2]
+
+
+def demo(py: Path, text: str) -> int:
+    """The main job as far as it is built: for now, the real take closest to the text -> clip + BVH."""
+    out = ROOT / "out"
+    out.mkdir(exist_ok=True)
+    take, label = closest_cmu_take(shared_data(), text)
+    print(f'demo: "{text}" -> closest real take {take.name} ("{label}")')
+    irmogen = [str(py), "-m", "irmogen"]
+    rc = subprocess.call(irmogen + ["motion", "import", str(take), "--out", str(out / "demo.npz")])
+    if rc == 0:
+        rc = subprocess.call(irmogen + ["motion", "export", str(out / "demo.npz"), "--out", str(out / "demo.bvh")])
+    if rc == 0:
+        print(f"demo: wrote {out / 'demo.npz'} and {out / 'demo.bvh'}")
+    return rc
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["setup", "test", "demo", "package"])
+    ap.add_argument("--bpy", choices=sorted(BPY_PINS), default=MAIN_BPY,
+                    help="Blender module version for this environment (default 4.5 LTS)")
+    ap.add_argument("rest", nargs=argparse.REMAINDER, help="demo text or extra pytest arguments")
+    a = ap.parse_args()
+    t0 = time.time()
+    py = setup(a.bpy)
+    print(f"setup took {time.time() - t0:.1f} s")
+    if a.command == "setup":
+        return 0
+    if a.command == "test":
+        return test(py, a.rest)
+    if a.command == "demo":
+        return demo(py, " ".join(a.rest) or "a person walks forward")
+    sys.exit("build.py package: not built yet (the Blender extension issue adds it)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

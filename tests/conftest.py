@@ -1,0 +1,35 @@
+"""Shared fixtures: where the real mocap lives, and temporary working directories."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """The real motion-capture folder: $IRMOGEN_DATA, else ../shared/data beside the checkout."""
+    env = os.environ.get("IRMOGEN_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for c in candidates:
+        if (c / "README.md").is_file():
+            return c
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("real mocap not found: set IRMOGEN_DATA or place it at ../shared/data")
+    return d
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run from an empty temporary directory, as a user would: no repository-relative paths."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
