@@ -37,7 +37,6 @@ class BvhJoint:
 class SkeletonMotion:
     """A source skeleton's world joint positions: what every reader hands to the joint maps."""
     names: list[str]
-    parents: list[int]
     positions: np.ndarray       # (F, J, 3) world positions, file units and axes
     fps: float
 
@@ -193,8 +192,7 @@ def forward_kinematics(joints: list[BvhJoint], motion: np.ndarray) -> np.ndarray
 def read_bvh(path) -> SkeletonMotion:
     """Any BVH -> world positions of every joint and End Site, in the file's units and axes."""
     joints, motion, frame_time = parse_bvh(path)
-    return SkeletonMotion([j.name for j in joints], [j.parent for j in joints],
-                          forward_kinematics(joints, motion), 1.0 / frame_time)
+    return SkeletonMotion([j.name for j in joints], forward_kinematics(joints, motion), 1.0 / frame_time)
 
 
 # ---- writing ---------------------------------------------------------------------------------

@@ -1,0 +1,10 @@
+"""The dataset builder: real motion capture -> captioned clips in the HumanML3D layout.
+
+`prepare_dataset` (the `irmogen data prepare` command) ties the rooms together: `sources` (files
+and labels of each mocap source), `describe` (facts measured from a motion), `captions` (sentences
+from labels and facts, left/right mirroring), `splits` (performer-disjoint train/val/test) and
+`layout` (the HumanML3D files, Mean/Std, README). Never imports torch or bpy.
+"""
+from .prepare import prepare_dataset, to_reference_body
+
+__all__ = ["prepare_dataset", "to_reference_body"]

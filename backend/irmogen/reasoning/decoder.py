@@ -1,0 +1,387 @@
+"""The constrained, KV-cached, streaming decoder that writes an IRMoGen trace in one pass.
+
+Why not `generate()`: the plan strings and tags are constants of the grammar (template.py), so we
+feed each constant stretch in ONE forward call instead of sampling it token by token, and we apply
+the grammar as logit masks:
+  * inside `<Motion>...</Motion>` only code tokens and `</Motion>` are allowed; `</Motion>` is masked
+    until `min_codes` codes exist and forced at `max_codes`;
+  * outside, every motion token and every special token (bos, pad, unk; eos too) is masked;
+  * a free-text segment (analysis, assessment, refinement) ends when the decoded text contains its
+    closing string, or at `max_text_tokens`, after which the closing string is forced.
+A sampled token is only fed to the model together with whatever follows it, so when the token that
+completes a closing string carries text the grammar does not allow, it is dropped unfed and the
+closing string is forced in its place: no cache rewind is ever needed.
+
+After each refinement: exactly "No refinements needed." (outer spaces ignored) -> the finish plan and
+`</think>` are forced and decoding stops; otherwise the refine plan and the next `[generate]<Motion>`
+are forced. Once `max_rounds` motions exist, the last refinement is forced to "No refinements
+needed." (the model still writes that round's assessment), so a trace always finishes.
+
+Events stream out as soon as each piece exists (a motion's clip is decoded while the rest of the
+trace is still to come); cancellation is checked before every forward call and every forced chunk.
+Needs torch and a MotionLLM; must not import bpy.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import IrmogenError
+from ..llm.tokens import MOTION_START
+from . import template as T
+from .parser import Round, Trace
+
+MAX_CODES = 49            # 196 frames at 20 fps: the longest motion every published model saw
+LENGTH_TOLERANCE = 0.1    # seconds -> codes window: +-10 % (at least +-1 code)
+MAX_TEXT_TOKENS = 256     # cap of one free-text segment; the paper's rounds are ~100-150 text tokens
+PROGRESS_EVERY = 32       # tokens between progress events
+
+
+# ---- events ----------------------------------------------------------------------------------
+@dataclass
+class AnalysisEvent:
+    text: str
+    tokens: int
+    kind: str = field(default="analysis", init=False)
+
+
+@dataclass
+class MotionEvent:
+    round: int            # 1-based
+    codes: list[int]
+    clip: object          # irmogen.clip.Clip
+    tokens: int           # response tokens so far
+    kind: str = field(default="motion", init=False)
+
+
+@dataclass
+class AssessmentEvent:
+    round: int
+    text: str | None
+    refinement: str | None
+    tokens: int
+    kind: str = field(default="assessment", init=False)
+
+
+@dataclass
+class ProgressEvent:
+    tokens: int
+    round: int
+    kind: str = field(default="progress", init=False)
+
+
+@dataclass
+class DoneEvent:
+    trace: Trace
+    final_clip: object
+    trace_text: str               # the response text, exactly the decoded response ids
+    ids: list[int]                # prompt + response token ids (response ends with eos)
+    prompt_length: int
+    steps: list[tuple[int, str]]  # (position in ids, mask name) of every SAMPLED token
+    forward_calls: int
+    kind: str = field(default="done", init=False)
+
+
+@dataclass
+class CancelledEvent:
+    trace: Trace                  # the rounds completed before the cancel
+    tokens: int
+    kind: str = field(default="cancelled", init=False)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+# ---- length control --------------------------------------------------------------------------
+def code_window(seconds: float | None = None, min_codes: int | None = None, max_codes: int | None = None,
+                fps: float = 20.0, tolerance: float = LENGTH_TOLERANCE) -> tuple[int, int]:
+    """(min_codes, max_codes) for a target duration: seconds * fps / 4 codes (4 frames per code)."""
+    lo, hi = 1, MAX_CODES
+    if seconds is not None:
+        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+            raise IrmogenError(f"seconds: {seconds!r} must be a positive number")
+        n = seconds * fps / 4.0
+        lo = min(MAX_CODES, max(1, math.floor(min(n * (1 - tolerance), n - 1))))
+        hi = min(MAX_CODES, max(lo, math.ceil(max(n * (1 + tolerance), n + 1))))
+    lo = lo if min_codes is None else int(min_codes)
+    hi = hi if max_codes is None else int(max_codes)
+    if not 1 <= lo <= hi <= MAX_CODES:
+        raise IrmogenError(f"motion length: min_codes={lo}, max_codes={hi}; need 1 <= min <= max <= {MAX_CODES}",
+                           hint=f"at most {MAX_CODES} codes = {MAX_CODES * 4} frames ({MAX_CODES * 4 / fps:g} s)")
+    return lo, hi
+
+
+# ---- one KV-cached pass --------------------------------------------------------------------
+class _Pass:
+    """The growing token sequence, the model's cache over its fed part, and the sampler."""
+
+    def __init__(self, decoder: "ReasoningDecoder", cancel: Callable[[], bool], generator, greedy: bool,
+                 temperature: float, top_p: float):
+        self.d, self.cancel, self.generator = decoder, cancel, generator
+        self.greedy, self.temperature, self.top_p = greedy, temperature, top_p
+        self.ids: list[int] = []
+        self.pending: list[int] = []   # appended, not yet fed to the model
+        self.cache = None
+        self.steps: list[tuple[int, str]] = []
+        self.forward_calls = 0
+        self.prompt_length = 0
+        self.reported = 0              # response tokens at the last progress event
+
+    def progress_due(self) -> bool:
+        if self.tokens - self.reported < self.d.progress_every:
+            return False
+        self.reported = self.tokens
+        return True
+
+    def append(self, ids: list[int]) -> None:
+        if self.cancel():
+            raise _Cancelled
+        self.ids += ids
+        self.pending += ids
+
+    def force(self, text: str) -> None:
+        self.append(self.d.encode(text))
+
+    @torch.inference_mode()
+    def _feed(self) -> torch.Tensor:
+        if self.cancel():
+            raise _Cancelled
+        x = torch.tensor([self.pending], dtype=torch.long, device=self.d.device)
+        out = self.d.lm(input_ids=x, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+        self.cache, self.pending = out.past_key_values, []
+        self.forward_calls += 1
+        return out.logits[0, -1].float()
+
+    def sample(self, mask: str) -> int:
+        """Feed what is pending, draw one token under the named mask, append it (unfed)."""
+        logits = self._feed().masked_fill(~self.d.masks[mask], float("-inf"))
+        if self.greedy:
+            tok = int(torch.argmax(logits))
+        else:
+            tok = int(torch.multinomial(_top_p(torch.softmax(logits / self.temperature, -1), self.top_p), 1,
+                                        generator=self.generator))
+        self.steps.append((len(self.ids), mask))
+        self.ids.append(tok)
+        self.pending.append(tok)
+        return tok
+
+    def drop_last(self) -> None:
+        """Forget the last sampled token (never fed: it is still pending)."""
+        assert self.pending and self.steps and self.steps[-1][0] == len(self.ids) - 1
+        self.ids.pop()
+        self.pending.pop()
+        self.steps.pop()
+
+    @property
+    def tokens(self) -> int:
+        return len(self.ids) - self.prompt_length
+
+
+def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probability reaches top_p."""
+    if top_p >= 1.0:
+        return probs
+    sorted_p, order = torch.sort(probs, descending=True)
+    drop = torch.cumsum(sorted_p, 0) - sorted_p > top_p
+    return probs.scatter(0, order, sorted_p.masked_fill(drop, 0.0))
+
+
+def overlap(text: str, forced: str) -> int:
+    """Length of the longest suffix of `text` that is a prefix of `forced` (shorter than `forced`)."""
+    for j in range(min(len(text), len(forced) - 1), 0, -1):
+        if text.endswith(forced[:j]):
+            return j
+    return 0
+
+
+# ---- the decoder -----------------------------------------------------------------------------
+class ReasoningDecoder:
+    """Writes IRMoGen traces (and stage-1 responses) with a MotionLLM; see the module docstring."""
+
+    def __init__(self, model, progress_every: int = PROGRESS_EVERY):
+        self.model, self.lm, self.tokenizer = model, model.lm, model.tokenizer
+        self.layout, self.device = model.layout, model.device
+        self.progress_every = progress_every
+        self.eos_id = self.tokenizer.eos_token_id
+        self.bos_token = self.tokenizer.bos_token or ""
+        self.masks = self._build_masks()
+        self._check_round_trip()
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _build_masks(self) -> dict[str, torch.Tensor]:
+        """Boolean 'allowed' masks over the LM's output vocabulary (which may exceed the tokenizer's)."""
+        v = self.lm.get_output_embeddings().weight.shape[0]
+        ids = torch.arange(v, device=self.device)
+        text = ids < self.layout.start_id
+        for s in self.tokenizer.all_special_ids:
+            text[s] = False
+        with_eos = text.clone()
+        with_eos[self.eos_id] = True
+        codes = (ids >= self.layout.first_code_id) & (ids < self.layout.vocab_size)
+        with_end = codes.clone()
+        with_end[self.layout.end_id] = True
+        return {"text": text, "text_or_eos": with_eos, "codes": codes, "codes_or_end": with_end}
+
+    def _check_round_trip(self) -> None:
+        """Forced chunks are encoded on their own: their decoded text must be themselves."""
+        for s in (T.RESPONSE_OPEN, T.AFTER_ANALYSIS + MOTION_START, T.AFTER_MOTION, T.REFINEMENT_PREFIX,
+                  T.AFTER_REFINEMENT + T.FINISH, T.NEXT_ROUND + MOTION_START):
+            if self.decode(self.encode(s)) != s:
+                raise IrmogenError(f"tokenizer does not round-trip the template text {s[:40]!r}",
+                                   code="bad_model", hint="the tokenizer adds or drops spaces around text")
+
+    def new_pass(self, *, greedy=True, temperature=1.0, top_p=1.0, seed=None, cancel=None) -> _Pass:
+        if not greedy and not (temperature > 0 and 0 < top_p <= 1):
+            raise IrmogenError(f"sampling: temperature={temperature} must be > 0 and top_p={top_p} in (0, 1]")
+        generator = torch.Generator(device=self.device)
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        return _Pass(self, _cancel_check(cancel), generator, greedy, temperature, top_p)
+
+    # ---- pieces --------------------------------------------------------------------------
+    def sample_text(self, p: _Pass, stop: str | None, after: Callable[[str], str] | str,
+                    cap: int, round_: int = 0) -> Iterator:
+        """Sample free text until `stop` (or eos when stop is None) or `cap` tokens; then append the
+        forced continuation `after(body)` (which starts with `stop`). Returns the body text."""
+        start, mask = len(p.ids), ("text" if stop is not None else "text_or_eos")
+        for _ in range(cap):
+            tok = p.sample(mask)
+            if p.progress_due():
+                yield ProgressEvent(p.tokens, round_)
+            if stop is None and tok == self.eos_id:
+                return self.decode(p.ids[start:-1])
+            text = self.decode(p.ids[start:])
+            i = text.find(stop) if stop is not None else -1
+            if i >= 0:
+                body = text[:i]
+                forced = after(body) if callable(after) else after
+                if forced.startswith(text[i:]):
+                    p.force(forced[len(text) - i:])
+                    return body
+                p.drop_last()  # the closing token carries text the grammar does not allow
+                break
+        text = self.decode(p.ids[start:])
+        if stop is None:
+            p.append([self.eos_id])
+            return text
+        j = overlap(text, stop)
+        body = text[:len(text) - j]
+        forced = after(body) if callable(after) else after
+        p.force(forced[j:])
+        return body
+
+    def sample_motion(self, p: _Pass, min_codes: int, max_codes: int, round_: int = 0) -> Iterator:
+        """After `<Motion>`: sample codes, then `</Motion>` (masked before min, forced at max)."""
+        codes: list[int] = []
+        while len(codes) < max_codes:
+            tok = p.sample("codes_or_end" if len(codes) >= min_codes else "codes")
+            if p.progress_due():
+                yield ProgressEvent(p.tokens, round_)
+            if tok == self.layout.end_id:
+                return codes
+            codes.append(tok - self.layout.first_code_id)
+        p.append([self.layout.end_id])
+        return codes
+
+    # ---- the trace -------------------------------------------------------------------------
+    def run(self, prompt_caption: str, *, seconds: float | None = None, min_codes: int | None = None,
+            max_codes: int | None = None, max_rounds: int = 5, greedy: bool = True, temperature: float = 1.0,
+            top_p: float = 1.0, seed: int | None = None, max_text_tokens: int = MAX_TEXT_TOKENS,
+            cancel=None, decode_clips: bool = True) -> Iterator:
+        """Write one IRMoGen trace for a caption; yields the events above, ending with done or cancelled.
+
+        `decode_clips=False` leaves every clip None (callers that only need codes, e.g. evaluation).
+        """
+        if not (isinstance(max_rounds, int) and max_rounds >= 1) or max_text_tokens < 1:
+            raise IrmogenError(f"max_rounds={max_rounds!r} and max_text_tokens={max_text_tokens!r} must be >= 1")
+        lo, hi = code_window(seconds, min_codes, max_codes, fps=self.model.config.fps)
+        caption = T.normalize_caption(prompt_caption, self.tokenizer)
+        p = self.new_pass(greedy=greedy, temperature=temperature, top_p=top_p, seed=seed, cancel=cancel)
+        trace, clips = Trace(), []
+        try:
+            p.append(self.encode(T.build_prompt(caption, self.bos_token)))
+            p.prompt_length = len(p.ids)
+            p.force(T.RESPONSE_OPEN)
+            trace.analysis = yield from self.sample_text(p, T.ANALYZE_CLOSE, T.AFTER_ANALYSIS + MOTION_START,
+                                                         max_text_tokens)
+            yield AnalysisEvent(trace.analysis, p.tokens)
+            while not trace.finished:
+                k = len(trace.rounds) + 1
+                codes = yield from self.sample_motion(p, lo, hi, k)
+                clips.append(self.model.codes_to_clip(codes, text=caption) if decode_clips else None)
+                yield MotionEvent(k, codes, clips[-1], p.tokens)
+                p.force(T.AFTER_MOTION)
+                rnd = Round(codes)
+                if k >= max_rounds:
+                    rnd.assessment = yield from self.sample_text(
+                        p, T.REFINEMENT_PREFIX, T.REFINEMENT_PREFIX + T.NO_REFINEMENT + T.AFTER_REFINEMENT + T.FINISH,
+                        max_text_tokens, k)
+                    rnd.refinement = T.NO_REFINEMENT
+                else:
+                    rnd.assessment = yield from self.sample_text(p, T.REFINEMENT_PREFIX, T.REFINEMENT_PREFIX,
+                                                                 max_text_tokens, k)
+                    rnd.refinement = yield from self.sample_text(p, T.ASSESS_CLOSE, _after_refinement,
+                                                                 max_text_tokens, k)
+                trace.rounds.append(rnd)
+                trace.finished = trace.satisfied
+                yield AssessmentEvent(k, rnd.assessment, rnd.refinement, p.tokens)
+            p.append([self.eos_id])
+        except _Cancelled:
+            trace.finished = False
+            yield CancelledEvent(trace, p.tokens)
+            return
+        response = p.ids[p.prompt_length:]
+        yield DoneEvent(trace, clips[-1], self.decode(response), list(p.ids), p.prompt_length,
+                        list(p.steps), p.forward_calls)
+
+    # ---- single responses (stage-1 tasks) ----------------------------------------------------
+    def respond_motion(self, prompt: str, *, min_codes=1, max_codes=MAX_CODES, cancel=None, **sampling) -> list[int]:
+        """Codes of the motion a prompt asks for. `<Motion>` is forced unless the prompt ends with it."""
+        p = self.new_pass(cancel=cancel, **sampling)
+        p.append(self.encode(prompt if prompt.endswith(MOTION_START) else prompt + MOTION_START))
+        p.prompt_length = len(p.ids)
+        return _drain(self.sample_motion(p, min_codes, max_codes))
+
+    def respond_text(self, prompt: str, *, max_tokens: int = MAX_TEXT_TOKENS, cancel=None, **sampling) -> str:
+        """The text answer to a prompt, up to eos (motion tokens masked)."""
+        p = self.new_pass(cancel=cancel, **sampling)
+        p.append(self.encode(prompt))
+        p.prompt_length = len(p.ids)
+        return _drain(self.sample_text(p, None, "", max_tokens))
+
+
+def _after_refinement(refinement: str) -> str:
+    done = refinement.strip() == T.NO_REFINEMENT
+    return T.AFTER_REFINEMENT + (T.FINISH if done else T.NEXT_ROUND + MOTION_START)
+
+
+def _cancel_check(cancel) -> Callable[[], bool]:
+    if cancel is None:
+        return lambda: False
+    if hasattr(cancel, "is_set"):
+        return cancel.is_set
+    if callable(cancel):
+        return cancel
+    raise IrmogenError(f"cancel: expected a callable or threading.Event, got {type(cancel).__name__}")
+
+
+def _drain(gen):
+    """Run a piece generator to its return value, ignoring its progress events."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value
+    except _Cancelled:
+        raise IrmogenError("cancelled by the caller", code="cancelled") from None
