@@ -33,3 +33,13 @@ def workdir(tmp_path, monkeypatch) -> Path:
     """Run from an empty temporary directory, as a user would: no repository-relative paths."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def pytest_configure(config):
+    # Tiny test models run fastest on one thread; on a shared 2-core machine, torch's default of
+    # one thread per core makes them many times slower through contention.
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)

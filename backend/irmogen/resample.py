@@ -59,13 +59,19 @@ def _sample_points(num_frames: int, src_fps: float, dst_fps: float):
     return i0, i1, t - i0
 
 
-def resample_positions(positions: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
-    """(T, J, 3) (or any (T, ...)) sampled at src_fps -> the same motion sampled at dst_fps."""
+def resample_positions(positions: np.ndarray, src_fps: float, dst_fps: float, antialias: bool = True) -> np.ndarray:
+    """(T, J, 3) (or any (T, ...)) sampled at src_fps -> the same motion sampled at dst_fps.
+
+    `antialias=False` skips the low-pass: joints of a rigid skeleton must not be averaged as free
+    points in fast motion (the averaged chord shortens limbs by centimetres in a flip), and 60/120
+    fps mocap decimated to 20 fps lands on exact source frames anyway, as HumanML3D's own
+    downsampling does.
+    """
     p = np.asarray(positions)
     if p.ndim < 1 or p.shape[0] < 1:
         raise IrmogenError(f"positions: shape {p.shape}, expected at least one frame")
     out_dtype = np.float32 if p.dtype == np.float32 else np.float64
-    x = lowpass(p, src_fps, dst_fps)
+    x = lowpass(p, src_fps, dst_fps) if antialias else p
     i0, i1, w = _sample_points(len(x), src_fps, dst_fps)
     w = w.reshape((-1,) + (1,) * (x.ndim - 1))
     return ((1.0 - w) * x[i0] + w * x[i1]).astype(out_dtype)

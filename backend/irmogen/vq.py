@@ -85,8 +85,7 @@ class VQConfig:
         return cls(**dict(d))
 
 
-# ---------------------------------------------------------------------------------------------
-# Encoder and decoder (key names as in the published checkpoint)
+# --- Encoder and decoder (key names as in the published checkpoint) ----------------------------
 
 class ResBlock(nn.Module):
     """Pre-activation residual block: x + conv2(act(conv1(act(x)))), conv1 k3 dilated, conv2 k1."""
@@ -148,8 +147,7 @@ class Decoder(nn.Module):
         return self.model(x)
 
 
-# ---------------------------------------------------------------------------------------------
-# Quantiser
+# --- Quantiser ---------------------------------------------------------------------------------
 
 class EMAQuantizer(nn.Module):
     """Nearest-code quantiser with an EMA-trained codebook and dead-code reset (T2M-GPT)."""
@@ -167,7 +165,7 @@ class EMAQuantizer(nn.Module):
 
     def nearest(self, z: torch.Tensor) -> torch.Tensor:
         """(M, code_dim) -> (M,) long: index of the closest code by squared L2."""
-        k = self.codebook
+        z, k = z.float(), self.codebook.float()   # half-precision distances can pick the wrong code
         d = z.pow(2).sum(-1, keepdim=True) - 2 * z @ k.t() + k.pow(2).sum(-1)[None]
         return d.argmin(-1)
 
@@ -234,8 +232,7 @@ def _quantizer_loaded(module: EMAQuantizer, incompatible):
     module._sync_statistics()
 
 
-# ---------------------------------------------------------------------------------------------
-# The model
+# --- The model ---------------------------------------------------------------------------------
 
 class MotionVQ(nn.Module):
     """T2M-GPT VQ-VAE: normalised features (B, T, D) <-> codes (B, T // 4)."""
@@ -249,15 +246,15 @@ class MotionVQ(nn.Module):
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Check (B, T, D), crop T to a multiple of 4, return channels-first (B, D, T')."""
-        c = self.config
+        c, book = self.config, self.quantizer.codebook
+        x = torch.as_tensor(x, device=book.device)
         if x.ndim != 3 or x.shape[-1] != c.input_dim:
             raise IrmogenError(f"VQ input has shape {tuple(x.shape)}: expected (batch, frames, "
                                f"{c.input_dim}) normalised features")
         usable = x.shape[1] // c.downsample * c.downsample
         if usable == 0:
             raise IrmogenError(f"VQ input has {x.shape[1]} frames: at least {c.downsample} are needed")
-        dtype = self.quantizer.codebook.dtype
-        return x[:, :usable].to(dtype).permute(0, 2, 1)
+        return x[:, :usable].to(book.dtype).permute(0, 2, 1)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -270,8 +267,9 @@ class MotionVQ(nn.Module):
         """codes (B, N) -> normalised features (B, 4N, D)."""
         codes = torch.as_tensor(codes, device=self.quantizer.codebook.device).long()
         size = self.config.codebook_size
-        if codes.ndim != 2:
-            raise IrmogenError(f"VQ codes have shape {tuple(codes.shape)}: expected (batch, codes)")
+        if codes.ndim != 2 or codes.shape[1] == 0:
+            raise IrmogenError(f"VQ codes have shape {tuple(codes.shape)}: expected (batch, codes) "
+                               "with at least one code")
         if codes.numel() and (codes.min() < 0 or codes.max() >= size):
             bad = codes[(codes < 0) | (codes >= size)][0].item()
             raise IrmogenError(f"VQ code {bad} is out of range: the codebook has {size} codes")
@@ -360,7 +358,8 @@ class MotionVQ(nn.Module):
         return cls.load_safetensors(Path(directory) / VQ_FILENAME, config)
 
 
-_CONFIG_HINT = "check that the VQ config (input_dim, width, codebook_size, code_dim, down_t, depth) matches the checkpoint"
+_CONFIG_HINT = ("check that the VQ config (input_dim, width, codebook_size, code_dim, down_t, depth) "
+                "matches the checkpoint")
 
 
 def _strip_prefixes(key: str) -> str:
@@ -377,11 +376,9 @@ def _infer_config(tensors: Mapping) -> VQConfig:
         found["width"], found["input_dim"] = tensors["encoder.model.0.weight"].shape[:2]
     if "quantizer.codebook" in tensors:
         found["codebook_size"], found["code_dim"] = tensors["quantizer.codebook"].shape
-    stages = {m.group(1) for k in tensors if (m := re.fullmatch(r"encoder\.model\.(\d+)\.0\.weight", k))}
-    if stages:
-        found["down_t"] = len(stages)
-        found["stride_t"] = max(1, tensors["encoder.model.2.0.weight"].shape[-1] // 2) \
-            if "encoder.model.2.0.weight" in tensors else 2
+    stages = sorted(k for k in tensors if re.fullmatch(r"encoder\.model\.\d+\.0\.weight", k))
+    if stages:   # each stage's strided convolution has kernel 2 * stride_t
+        found["down_t"], found["stride_t"] = len(stages), tensors[stages[0]].shape[-1] // 2
     blocks = {m.group(1) for k in tensors
               if (m := re.fullmatch(r"encoder\.model\.2\.1\.model\.(\d+)\.conv1\.weight", k))}
     if blocks:
@@ -389,8 +386,7 @@ def _infer_config(tensors: Mapping) -> VQConfig:
     return VQConfig(**{k: int(v) for k, v in found.items()})
 
 
-# ---------------------------------------------------------------------------------------------
-# Training losses (T2M-GPT)
+# --- Training losses (T2M-GPT) -----------------------------------------------------------------
 
 def position_slice(input_dim: int) -> slice:
     """Features T2M-GPT's `loss_vel` compares: [4 : 4 + 3 * (joints - 1)], i.e. [4:67] of 263

@@ -10,7 +10,7 @@ import pytest
 from irmogen.errors import IrmogenError
 from irmogen.io import read_source, save_bvh
 from irmogen.io.bvh import read_bvh, write_bvh
-from irmogen.quaternions import qfrom_axis_angle, qnormalize
+from irmogen.quaternions import qfrom_axis_angle, qmul, qnormalize, qrot
 from irmogen.rotations import forward_kinematics
 from irmogen.skeleton import INDEX, REST_OFFSETS, rest_positions
 from irmogen.clip import Clip
@@ -115,7 +115,6 @@ def bvh_of_positions(tmp_path, name: str, scale: float = 1.0, up_z: bool = False
     root, rotations = clip.root_translation.copy(), clip.rotations.copy()
     if up_z:  # Y-up -> Z-up is +90 degrees about X
         q = qfrom_axis_angle(np.array([1.0, 0.0, 0.0]), np.pi / 2)
-        from irmogen.quaternions import qmul, qrot
         root, rotations[:, 0] = qrot(q, root), qmul(q, rotations[:, 0])
     if tpose:
         rotations = np.concatenate([np.tile([1.0, 0, 0, 0], (1, 22, 1)), rotations])

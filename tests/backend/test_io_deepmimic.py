@@ -51,6 +51,18 @@ def write(tmp_path, frames) -> object:
     return clip
 
 
+def test_resampling_keeps_bones_rigid_through_fast_rotation(tmp_path):
+    """Frames are interpolated as rotations, so a half-turn between two frames keeps limb lengths."""
+    turn = np.array([np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)])  # 90 degrees about Z per frame
+    frames = [frame(0.2), frame(0.2), frame(0.0)]
+    frames[1][4:8] = turn
+    frames[2][4:8] = [0.0, 0.0, 0.0, 1.0]  # 180 degrees
+    m = read_deepmimic(write(tmp_path, frames))
+    i, j = m.names.index("root"), m.names.index("head")
+    lengths = np.linalg.norm(m.positions[:, j] - m.positions[:, i], axis=-1)
+    np.testing.assert_allclose(lengths, lengths[0], atol=1e-9)
+
+
 def test_rest_pose_offsets_and_knee_angle(tmp_path):
     clip = write(tmp_path, [frame(0.5), frame(0.0, right_knee=np.pi / 2)])
     m = read_deepmimic(clip)  # humanoid.urdf found in the clip's parent folder
@@ -70,7 +82,8 @@ def test_uneven_durations_are_resampled_by_time(tmp_path):
     clip = write(tmp_path, [frame(d, root=(2 * t, 1.0, 0.0)) for d, t in zip(durations, times)])
     m = read_deepmimic(clip)
     step = 1.0 / m.fps
-    assert step == pytest.approx(0.125)  # the median frame step
+    assert m.fps == 60.0  # a uniform grid that 20 fps decimates exactly
+    assert len(m.positions) == 37  # 0 .. 0.6 s inclusive
     root_x = m.positions[:, m.names.index("root"), 0]
     np.testing.assert_allclose(root_x, 2 * step * np.arange(len(root_x)), atol=1e-9)
 

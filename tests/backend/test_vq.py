@@ -10,6 +10,16 @@ from irmogen.vq import EMAQuantizer, MotionVQ, VQConfig, position_slice, trainin
 TINY = VQConfig(width=32, code_dim=16, codebook_size=32, depth=2)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions gain nothing from threads, and OpenMP spinning on a busy 2-core machine
+    made the training test 20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def published_state_dict(seed=0, input_dim=263):
     """The 67 tensors of a T2M-GPT VQ-VAE checkpoint, named and shaped as in reference/model.md
     (written out independently of irmogen.vq), with random values."""
@@ -125,6 +135,8 @@ def test_decode_rejects_codes_outside_the_codebook():
     vq = MotionVQ(TINY)
     with pytest.raises(IrmogenError, match="code 32 is out of range"):
         vq.decode(torch.tensor([[0, 32]]))
+    with pytest.raises(IrmogenError, match="at least one code"):
+        vq.decode(torch.zeros(1, 0, dtype=torch.long))
 
 
 def test_eval_mode_is_deterministic_and_leaves_the_codebook_alone():
@@ -273,3 +285,35 @@ def test_config_validation_and_serialisation():
         VQConfig(width=0)
     with pytest.raises(IrmogenError, match="unknown field 'nb_code'"):
         VQConfig.from_dict({"nb_code": 512})
+
+
+def _ema_step(rank, world, store, config, codebook, batches, out):
+    """One training step of a quantiser in process `rank` of a gloo group."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
+                                         world_size=world)
+    try:
+        q = EMAQuantizer(config)
+        q.codebook.copy_(codebook)
+        q._sync_statistics()
+        q.train()(batches[rank])
+        torch.save(q.codebook, f"{out}.{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ema_statistics_are_global_across_processes(tmp_path):
+    """Two gloo processes, each with half the batch, update the codebook like one process with
+    the whole batch (no dead codes in one step: threshold far below the decayed counts)."""
+    config = VQConfig(codebook_size=8, code_dim=4, mu=0.5, reset_threshold=1e-6)
+    g = torch.Generator().manual_seed(0)
+    codebook = torch.randn(8, 4, generator=g)
+    batches = [torch.randn(1, 4, 30, generator=g) for _ in range(2)]
+    torch.multiprocessing.spawn(_ema_step, nprocs=2, args=(2, tmp_path / "store", config, codebook,
+                                                           batches, tmp_path / "codebook"))
+    single = EMAQuantizer(config)
+    single.codebook.copy_(codebook)
+    single._sync_statistics()
+    single.train()(torch.cat(batches, dim=2))
+    assert not torch.allclose(single.codebook, codebook)
+    for rank in range(2):
+        assert torch.allclose(torch.load(tmp_path / f"codebook.{rank}"), single.codebook, atol=1e-6)

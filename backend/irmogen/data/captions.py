@@ -125,7 +125,7 @@ def gait_verb(f: MotionFacts) -> str:
 def turn_phrase(f: MotionFacts, rng: random.Random) -> str | None:
     a, side = abs(f.turn_degrees), "left" if f.turn_degrees > 0 else "right"
     clock = "counterclockwise" if side == "left" else "clockwise"
-    if a < 40 or f.circle:
+    if a < 40 or f.circle or f.upside_down:  # facing is meaningless while inverted (cartwheels, flips)
         return None
     if a < 70:
         return f"turn slightly to the {side}"
@@ -184,7 +184,7 @@ def fact_phrases(f: MotionFacts, rng: random.Random, verb: str = "move") -> list
 _SAME = [set("get stand rise".split()), set("lie".split()), set("jump hop leap".split()),
          set("turn spin rotate pivot".split()), set("crouch squat".split()), set("bend reach".split()),
          set("raise lift grab reach".split())]
-GAIT = frozenset("walk run jog move step sneak creep crawl dribble stroll march tiptoe shuffle".split())
+GAIT = frozenset("walk run jog sneak creep crawl dribble stroll march tiptoe shuffle".split())
 
 
 def _label_verbs(phrase: str) -> set[str]:

@@ -147,7 +147,7 @@ def read_source(path, asf=None, scale: float | None = None, fps: float | None = 
         raise IrmogenError(f"{path}: motion produced NaN or infinite joint positions")
     if fps is None:
         return SourceMotion(p, float(raw.fps), fmt, jmap.name, meta, fps=float(raw.fps))
-    return SourceMotion(resample_positions(p, raw.fps, fps), float(raw.fps), fmt, jmap.name, meta, fps=float(fps))
+    return SourceMotion(resample_positions(p, raw.fps, fps, antialias=False), float(raw.fps), fmt, jmap.name, meta, fps=float(fps))
 
 
 def load_motion(path, asf=None) -> Clip:

@@ -4,7 +4,7 @@ Frame layout (pybullet_data/data/motions): duration to the next frame, root posi
 metres), root quaternion (4, w first), then per joint in JOINT_ORDER a quaternion (4, w first) for
 spherical joints or one angle (radians, about the URDF joint axis) for the knees and elbows. Joint
 offsets come from humanoid.urdf (xml.etree), scaled by 0.25 as pybullet loads it. Durations may
-vary, so positions are resampled on a uniform time grid. Pure numpy; never imports bpy.
+vary, so the frame values are resampled on a uniform 60 fps grid before FK. Pure numpy; never imports bpy.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IrmogenError
-from ..quaternions import qfrom_axis_angle, qmul, qnormalize, qrot
+from ..quaternions import qcontinuous, qfrom_axis_angle, qmul, qnormalize, qrot, qslerp
 from .bvh import SkeletonMotion, read_text
 
 URDF_SCALE = 0.25
@@ -135,23 +135,45 @@ def forward_kinematics(values: np.ndarray, body: Humanoid) -> tuple[list[str], n
     return names, np.stack([pos[k] for k in names], axis=1)
 
 
-def _uniform_time(values: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, float]:
-    """Frame k starts at the sum of earlier durations; re-sample linearly at the typical step."""
+GRID_FPS = 60.0  # a multiple of the models' 20 fps, so the later decimation hits exact frames
+
+
+def _quaternion_columns() -> list[int]:
+    """First column of every quaternion in a frame row (the root's, then each spherical joint's)."""
+    cols, col = [4], 8
+    for _, _, width in JOINT_ORDER:
+        if width == 4:
+            cols.append(col)
+        col += width
+    return cols
+
+
+def _uniform_time(values: np.ndarray) -> np.ndarray:
+    """Frame k starts at the sum of earlier durations: re-sample the frame VALUES on a uniform
+    60 fps grid (slerp for quaternions, linear otherwise), so the skeleton stays rigid; points
+    interpolated after FK would shorten limbs in a flip."""
     durations = values[:-1, 0]
-    step = float(np.median(durations[durations > 0])) if np.any(durations > 0) else 1.0 / 30.0
     times = np.concatenate([[0.0], np.cumsum(np.maximum(durations, 0.0))])
     keep = np.concatenate([np.diff(times) > 1e-9, [True]])  # zero durations: keep the later frame
-    times, positions = times[keep], positions[keep]
-    grid = np.arange(0.0, times[-1] + 1e-9, step)
-    flat = positions.reshape(len(positions), -1)
-    out = np.stack([np.interp(grid, times, flat[:, c]) for c in range(flat.shape[1])], axis=1)
-    return out.reshape((len(grid),) + positions.shape[1:]), 1.0 / step
+    times, values = times[keep], values[keep].copy()
+    quats = _quaternion_columns()
+    for c in quats:
+        values[:, c:c + 4] = qcontinuous(qnormalize(values[:, c:c + 4]))
+    grid = np.arange(0.0, times[-1] + 1e-9, 1.0 / GRID_FPS)
+    i1 = np.clip(np.searchsorted(times, grid, side="right"), 1, len(times) - 1)
+    i0 = i1 - 1
+    w = np.clip((grid - times[i0]) / np.maximum(times[i1] - times[i0], 1e-12), 0.0, 1.0)
+    out = (1.0 - w[:, None]) * values[i0] + w[:, None] * values[i1]
+    for c in quats:
+        out[:, c:c + 4] = qslerp(values[i0, c:c + 4], values[i1, c:c + 4], w)
+    return out
 
 
 def read_deepmimic(path, urdf=None) -> SkeletonMotion:
     path = Path(path)
     body = parse_urdf(urdf if urdf is not None else default_urdf(path))
     values = parse_frames(path)
+    if len(values) > 1:
+        values = _uniform_time(values)
     names, positions = forward_kinematics(values, body)
-    positions, fps = _uniform_time(values, positions)
-    return SkeletonMotion(names, positions, fps)
+    return SkeletonMotion(names, positions, GRID_FPS)

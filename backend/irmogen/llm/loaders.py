@@ -25,16 +25,18 @@ from transformers.initialization import no_init_weights
 from ..device import resolve_device
 from ..errors import IrmogenError
 from ..vq import MotionVQ
-from .model import MotionLLM, MotionLLMConfig, _llm_dict
+from .model import MotionLLM, MotionLLMConfig, llm_config_dict
 from .tokens import add_motion_tokens
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LORA_DROPOUT = 0.1
 # Motion-Agent's adapters: t2m r 64 alpha 64, m2t r 32 alpha 32 -- alpha equals r, so the LoRA
 # scale is 1; adapters of other ranks (IRG's `shared`) keep that rule.
-MOTION_AGENT_TASKS = {"t2m": ("generate", "refine", "assess"), "m2t": ("caption",)}
+TASKS = ("generate", "refine", "assess", "caption")
+MOTION_AGENT_TASKS = {"t2m": TASKS[:3], "m2t": ("caption",)}  # any other adapter serves every task
 _LORA_KEY = re.compile(r"\.lora_[AB]\.([^.]+)\.weight$")
 _WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
+# Input-side then output-side row tensors, each side in the order they are written.
 _ROW_KEYS = ("model.embed_tokens.weight", "embeddings", "lm_head.weight", "lm_head")
 
 
@@ -91,9 +93,9 @@ def load_motion_agent(gemma_dir, motionllm_pth, vqvae_pth, mean, std, *, device=
                 expected=[n for n, _ in lm.named_parameters() if ".lora_" in n])
     _restore_rows(lm, {k: state[k] for k in ("embeddings", "lm_head") if k in state}, layout, motionllm_pth)
 
-    adapters = {task: name for name in ranks for task in MOTION_AGENT_TASKS.get(name, ("generate",))}
-    config = MotionLLMConfig(llm=_llm_dict(lm), text_vocab=layout.text_vocab, codebook_size=layout.codebook_size,
-                             vq=vq.config.to_dict(), normalisation="motion_agent", prompt_style="motion_agent",
+    adapters = {task: name for name in ranks for task in MOTION_AGENT_TASKS.get(name, TASKS)}
+    config = MotionLLMConfig(llm=llm_config_dict(lm), text_vocab=layout.text_vocab, codebook_size=layout.codebook_size,
+                             vq=vq.config.to_dict(), normalisation="published_vq", prompt_style="motion_agent",
                              adapters=adapters)
     model = MotionLLM(lm, tokenizer, vq, _array(mean, "mean"), _array(std, "std"), config,
                       device=torch_device, dtype=torch_dtype)
@@ -134,8 +136,8 @@ def load_irg(gemma_dir, checkpoint, vq, mean, std, *, device="auto", dtype=None)
     _copy_exact(lm, lm_state, checkpoint, expected=[n for n in lm.state_dict() if n not in skip])
     _restore_rows(lm, rows, layout, checkpoint)
 
-    config = MotionLLMConfig(llm=_llm_dict(lm), text_vocab=layout.text_vocab, codebook_size=layout.codebook_size,
-                             vq=vq_model.config.to_dict(), normalisation="motion_agent", prompt_style="irmogen")
+    config = MotionLLMConfig(llm=llm_config_dict(lm), text_vocab=layout.text_vocab, codebook_size=layout.codebook_size,
+                             vq=vq_model.config.to_dict(), normalisation="published_vq", prompt_style="irmogen")
     return MotionLLM(lm, tokenizer, vq_model, _array(mean, "mean"), _array(std, "std"), config,
                      device=torch_device, dtype=torch_dtype)
 
@@ -254,7 +256,7 @@ def _restore_rows(lm, rows: Mapping, layout, where) -> None:
     inp, out = lm.get_input_embeddings().weight, lm.get_output_embeddings().weight
     tied = inp.data_ptr() == out.data_ptr()
     with torch.no_grad():
-        for weight, names in ((inp, ("model.embed_tokens.weight", "embeddings")), (out, ("lm_head.weight", "lm_head"))):
+        for weight, names in ((inp, _ROW_KEYS[:2]), (out, _ROW_KEYS[2:])):
             given = [n for n in names if n in rows]
             if not given and weight is out and tied:
                 continue

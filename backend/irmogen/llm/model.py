@@ -125,7 +125,7 @@ class MotionLLM:
         """Extend a text LM + tokenizer with the motion tokens (embeddings resized to N + K + 2)."""
         layout = add_motion_tokens(tokenizer, vq.config.codebook_size)
         lm.resize_token_embeddings(layout.vocab_size, mean_resizing=mean_resizing)
-        config = MotionLLMConfig(llm=_llm_dict(lm), text_vocab=layout.text_vocab,
+        config = MotionLLMConfig(llm=llm_config_dict(lm), text_vocab=layout.text_vocab,
                                  codebook_size=layout.codebook_size, vq=vq.config.to_dict(), **config_fields)
         return cls(lm, tokenizer, vq, mean, std, config, device=device, dtype=dtype)
 
@@ -193,7 +193,7 @@ class MotionLLM:
         self.set_adapter(name)
         self.lm = self.lm.merge_and_unload(adapter_names=[name]).eval()
         self.config.adapters = {}
-        self.config.llm = _llm_dict(self.lm)
+        self.config.llm = llm_config_dict(self.lm)
 
     # ---- our model directory -----------------------------------------------------------------
     def save_pretrained(self, directory, model_card: str | None = None) -> Path:
@@ -202,7 +202,7 @@ class MotionLLM:
                                f"{self.adapters}", hint="call merge_adapter(name) first")
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        self.config.llm = _llm_dict(self.lm)
+        self.config.llm = llm_config_dict(self.lm)
         self.config.vq = self.vq.config.to_dict()
         self.config.save(d / "config.json")
         save_model(self.lm, str(d / "model.safetensors"), metadata={"format": "pt"})
@@ -240,7 +240,7 @@ class MotionLLM:
 
 
 
-def _llm_dict(lm: PreTrainedModel) -> dict:
+def llm_config_dict(lm: PreTrainedModel) -> dict:
     """The LM's transformers config as it will read back from config.json (JSON keys are strings)."""
     data = json.loads(lm.config.to_json_string(use_diff=False))
     data.pop("_name_or_path", None)

@@ -69,7 +69,8 @@ class MotionTokenLayout:
         """Codes (int, list, numpy or torch ints in [0, K)) -> token ids of the same kind."""
         codes = _as_ints(codes)
         if _any(codes < 0) or _any(codes >= self.codebook_size):
-            raise IrmogenError(f"motion code out of range [0, {self.codebook_size}): {_bad(codes, 0, self.codebook_size)}")
+            raise IrmogenError(f"motion code out of range [0, {self.codebook_size}): "
+                               f"{_bad(codes, 0, self.codebook_size)}")
         return codes + self.first_code_id
 
     def id_to_code(self, ids):

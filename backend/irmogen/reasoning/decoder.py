@@ -24,6 +24,7 @@ Needs torch and a MotionLLM; must not import bpy.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -229,11 +230,12 @@ class ReasoningDecoder:
         codes = (ids >= self.layout.first_code_id) & (ids < self.layout.vocab_size)
         with_end = codes.clone()
         with_end[self.layout.end_id] = True
-        return {"text": text, "text_or_eos": with_eos, "codes": codes, "codes_or_end": with_end}
+        lead = text & _leading_space(self.tokenizer, v).to(self.device)
+        return {"text": text, "text_or_eos": with_eos, "text_lead": lead, "codes": codes, "codes_or_end": with_end}
 
     def _check_round_trip(self) -> None:
         """Forced chunks are encoded on their own: their decoded text must be themselves."""
-        for s in (T.RESPONSE_OPEN, T.AFTER_ANALYSIS + MOTION_START, T.AFTER_MOTION, T.REFINEMENT_PREFIX,
+        for s in (T.RESPONSE_OPEN, T.AFTER_ANALYSIS + MOTION_START, T.AFTER_MOTION[:-1], T.REFINEMENT_PREFIX[:-1],
                   T.AFTER_REFINEMENT + T.FINISH, T.NEXT_ROUND + MOTION_START):
             if self.decode(self.encode(s)) != s:
                 raise IrmogenError(f"tokenizer does not round-trip the template text {s[:40]!r}",
@@ -251,17 +253,20 @@ class ReasoningDecoder:
 
     # ---- pieces --------------------------------------------------------------------------
     def sample_text(self, p: _Pass, stop: str | None, after: Callable[[str], str] | str,
-                    cap: int, round_: int = 0) -> Iterator:
+                    cap: int, round_: int = 0, lead: str = "") -> Iterator:
         """Sample free text until `stop` (or eos when stop is None) or `cap` tokens; then append the
-        forced continuation `after(body)` (which starts with `stop`). Returns the body text."""
+        forced continuation `after(body)` (which starts with `stop`). Returns the body text.
+
+        With `lead` (a space), the first token must start with it and the body excludes it.
+        """
         start, mask = len(p.ids), ("text" if stop is not None else "text_or_eos")
-        for _ in range(cap):
-            tok = p.sample(mask)
+        for n in range(cap):
+            tok = p.sample("text_lead" if lead and n == 0 else mask)
             if p.progress_due():
                 yield ProgressEvent(p.tokens, round_)
             if stop is None and tok == self.eos_id:
                 return self.decode(p.ids[start:-1])
-            text = self.decode(p.ids[start:])
+            text = self.decode(p.ids[start:])[len(lead):]
             i = text.find(stop) if stop is not None else -1
             if i >= 0:
                 body = text[:i]
@@ -271,7 +276,7 @@ class ReasoningDecoder:
                     return body
                 p.drop_last()  # the closing token carries text the grammar does not allow
                 break
-        text = self.decode(p.ids[start:])
+        text = self.decode(p.ids[start:])[len(lead):]
         if stop is None:
             p.append([self.eos_id])
             return text
@@ -321,18 +326,19 @@ class ReasoningDecoder:
                 codes = yield from self.sample_motion(p, lo, hi, k)
                 clips.append(self.model.codes_to_clip(codes, text=caption) if decode_clips else None)
                 yield MotionEvent(k, codes, clips[-1], p.tokens)
-                p.force(T.AFTER_MOTION)
+                p.force(T.AFTER_MOTION[:-len(T.LEAD)])
                 rnd = Round(codes)
+                refine_tag = T.REFINEMENT_PREFIX[:-len(T.LEAD)]
                 if k >= max_rounds:
                     rnd.assessment = yield from self.sample_text(
-                        p, T.REFINEMENT_PREFIX, T.REFINEMENT_PREFIX + T.NO_REFINEMENT + T.AFTER_REFINEMENT + T.FINISH,
-                        max_text_tokens, k)
+                        p, refine_tag, T.REFINEMENT_PREFIX + T.NO_REFINEMENT + T.AFTER_REFINEMENT + T.FINISH,
+                        max_text_tokens, k, lead=T.LEAD)
                     rnd.refinement = T.NO_REFINEMENT
                 else:
-                    rnd.assessment = yield from self.sample_text(p, T.REFINEMENT_PREFIX, T.REFINEMENT_PREFIX,
-                                                                 max_text_tokens, k)
+                    rnd.assessment = yield from self.sample_text(p, refine_tag, refine_tag, max_text_tokens, k,
+                                                                 lead=T.LEAD)
                     rnd.refinement = yield from self.sample_text(p, T.ASSESS_CLOSE, _after_refinement,
-                                                                 max_text_tokens, k)
+                                                                 max_text_tokens, k, lead=T.LEAD)
                 trace.rounds.append(rnd)
                 trace.finished = trace.satisfied
                 yield AssessmentEvent(k, rnd.assessment, rnd.refinement, p.tokens)
@@ -349,16 +355,31 @@ class ReasoningDecoder:
     def respond_motion(self, prompt: str, *, min_codes=1, max_codes=MAX_CODES, cancel=None, **sampling) -> list[int]:
         """Codes of the motion a prompt asks for. `<Motion>` is forced unless the prompt ends with it."""
         p = self.new_pass(cancel=cancel, **sampling)
-        p.append(self.encode(prompt if prompt.endswith(MOTION_START) else prompt + MOTION_START))
-        p.prompt_length = len(p.ids)
-        return _drain(self.sample_motion(p, min_codes, max_codes))
+        ids = self.encode(prompt if prompt.endswith(MOTION_START) else prompt + MOTION_START)
+        return _drain(p, ids, self.sample_motion(p, min_codes, max_codes))
 
     def respond_text(self, prompt: str, *, max_tokens: int = MAX_TEXT_TOKENS, cancel=None, **sampling) -> str:
         """The text answer to a prompt, up to eos (motion tokens masked)."""
         p = self.new_pass(cancel=cancel, **sampling)
-        p.append(self.encode(prompt))
-        p.prompt_length = len(p.ids)
-        return _drain(self.sample_text(p, None, "", max_tokens))
+        return _drain(p, self.encode(prompt), self.sample_text(p, None, "", max_tokens))
+
+
+_LEADING_SPACE_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # tokenizer -> mask
+
+
+def _leading_space(tokenizer, vocab: int) -> torch.Tensor:
+    """(vocab,) bool: does the token's text start with a space? Each id is decoded after an anchor
+    token, because some tokenizers drop a leading space when a token is decoded alone."""
+    key = tokenizer
+    if key not in _LEADING_SPACE_CACHE:
+        anchor = tokenizer("a", add_special_tokens=False)["input_ids"][:1]
+        prefix = tokenizer.decode(anchor)
+        texts = tokenizer.batch_decode([anchor + [i] for i in range(len(tokenizer))],
+                                       clean_up_tokenization_spaces=False)
+        mask = torch.zeros(vocab, dtype=torch.bool)
+        mask[:len(texts)] = torch.tensor([t[len(prefix):].startswith(" ") for t in texts])
+        _LEADING_SPACE_CACHE[key] = mask
+    return _LEADING_SPACE_CACHE[key]
 
 
 def _after_refinement(refinement: str) -> str:
@@ -376,9 +397,11 @@ def _cancel_check(cancel) -> Callable[[], bool]:
     raise IrmogenError(f"cancel: expected a callable or threading.Event, got {type(cancel).__name__}")
 
 
-def _drain(gen):
-    """Run a piece generator to its return value, ignoring its progress events."""
+def _drain(p: _Pass, prompt_ids: list[int], gen):
+    """Feed the prompt, run a piece generator to its return value (ignoring its progress events)."""
     try:
+        p.append(prompt_ids)
+        p.prompt_length = len(p.ids)
         while True:
             next(gen)
     except StopIteration as stop:

@@ -149,7 +149,8 @@ def parse_trace(text: str) -> Trace:
     """Read a response (optionally preceded by its prompt) into a Trace; never raises."""
     r = _Reader(text if isinstance(text, str) else "")
     trace = Trace(errors=r.errors)
-    think = r.text.find(T.THINK_OPEN)
+    think = r.text.find(T.THINK_OPEN + T.PLAN_OPEN)  # the prompt itself mentions "<think>"
+    think = think if think >= 0 else r.text.find(T.THINK_OPEN)
     if think < 0:
         r.errors.append("missing <think>")
     else:

@@ -40,6 +40,9 @@ GENERATE_OPEN, GENERATE_CLOSE = "[generate]", "[/generate]"
 ASSESS_OPEN, ASSESS_CLOSE = "[assess]", "[/assess]"
 ASSESSMENT_PREFIX = "Assessment: "
 REFINEMENT_PREFIX = "\nRefinement: "   # separates the assessment from the refinement instruction
+# Tokenizers glue a space to the word after it (" the", "▁the"), so the decoder forces these
+# prefixes WITHOUT their final space and lets the model's first text token bring it.
+LEAD = " "
 NO_REFINEMENT = "No refinements needed."
 NEWLINE = "\n"                          # after every closing tag of the response
 
@@ -52,7 +55,7 @@ def plan(text: str) -> str:
 # The constant stretches of a response. The decoder feeds each in one forward call.
 RESPONSE_OPEN = THINK_OPEN + plan(P_ANALYZE) + ANALYZE_OPEN           # then the analysis
 AFTER_ANALYSIS = ANALYZE_CLOSE + NEWLINE + plan(P_GENERATE) + GENERATE_OPEN  # then <Motion>
-AFTER_MOTION = GENERATE_CLOSE + NEWLINE + plan(P_ASSESS) + ASSESS_OPEN + ASSESSMENT_PREFIX
+AFTER_MOTION = GENERATE_CLOSE + NEWLINE + plan(P_ASSESS) + ASSESS_OPEN + ASSESSMENT_PREFIX  # ends with LEAD
 AFTER_REFINEMENT = ASSESS_CLOSE + NEWLINE
 NEXT_ROUND = plan(P_REFINE) + GENERATE_OPEN                             # then <Motion>
 FINISH = plan(P_FINISH) + THINK_CLOSE
@@ -107,13 +110,15 @@ INSTRUCTED_REFINE_TASK = ("Motion: {motion}. Goal text: {caption}. Refine the mo
                           "instruction: {instruction}.")
 INSTRUCTION_ONLY_REFINE_TASK = "Motion: {motion}. Refine the motion according to the instruction: {instruction}."
 DIRECT_REFINE_TASK = "Motion: {motion}. Goal text: {caption}. Refine the motion to match the goal text."
-CAPTION_TASK = "Motion: {motion}. Describe the motion in detail."
+CAPTION_TASK = "Describe the motion represented by {motion} using plain English"  # as IRG's captioning
 
-# Motion-Agent's base-model prompt; its response continues the motion after "<Motion>".
-MOTION_AGENT_PROMPT = ("Below is an instruction that describes a task, paired with an input that "
-                       "provides further context. Write a response that appropriately completes the "
-                       "request.\n\n### Instruction:\nGenerate a motion matching the following input "
+# Motion-Agent's base-model prompts; the generation response continues the motion after "<Motion>".
+_MOTION_AGENT_HEAD = ("Below is an instruction that describes a task, paired with an input that provides "
+                      "further context. Write a response that appropriately completes the request.\n\n")
+MOTION_AGENT_PROMPT = (_MOTION_AGENT_HEAD + "### Instruction:\nGenerate a motion matching the following input "
                        "human motion description\n\n### Input:\n{caption}\n\nResponse: <Motion>")
+MOTION_AGENT_CAPTION_PROMPT = (_MOTION_AGENT_HEAD + "### Instruction:\nGenerate a caption matching the following "
+                               "input human motion token sequence.\n\n### Input:\n{motion}\n\nResponse: ")
 
 
 def _sentence(text: str) -> str:
@@ -126,7 +131,8 @@ def generation_prompt(caption: str, bos_token="<bos>", tokenizer=None) -> str:
 
 
 def assessment_prompt(codes, caption: str, bos_token="<bos>", tokenizer=None) -> str:
-    return frame(ASSESS_TASK.format(motion=codes_to_text(codes), caption=_sentence(normalize_caption(caption, tokenizer))), bos_token)
+    return frame(ASSESS_TASK.format(motion=codes_to_text(codes),
+                                    caption=_sentence(normalize_caption(caption, tokenizer))), bos_token)
 
 
 def refinement_instruction_prompt(codes, caption: str, bos_token="<bos>", tokenizer=None) -> str:
@@ -139,7 +145,8 @@ def instructed_refinement_prompt(codes, instruction: str, caption: str | None = 
     """Refine `codes` by `instruction`; with no goal caption the 'Goal text' clause is left out."""
     instruction = _sentence(normalize_caption(instruction, tokenizer))
     if caption is None:
-        return frame(INSTRUCTION_ONLY_REFINE_TASK.format(motion=codes_to_text(codes), instruction=instruction), bos_token)
+        task = INSTRUCTION_ONLY_REFINE_TASK.format(motion=codes_to_text(codes), instruction=instruction)
+        return frame(task, bos_token)
     return frame(INSTRUCTED_REFINE_TASK.format(motion=codes_to_text(codes), instruction=instruction,
                                                caption=_sentence(normalize_caption(caption, tokenizer))), bos_token)
 
@@ -149,7 +156,10 @@ def direct_refinement_prompt(codes, caption: str, bos_token="<bos>", tokenizer=N
                                            caption=_sentence(normalize_caption(caption, tokenizer))), bos_token)
 
 
-def caption_prompt(codes, bos_token="<bos>") -> str:
+def caption_prompt(codes, bos_token="<bos>", style: str = "irmogen") -> str:
+    """Captioning prompt; `style="motion_agent"` gives Motion-Agent's own (its m2t adapter's) prompt."""
+    if style == "motion_agent":
+        return (bos_token or "") + MOTION_AGENT_CAPTION_PROMPT.format(motion=codes_to_text(codes))
     return frame(CAPTION_TASK.format(motion=codes_to_text(codes)), bos_token)
 
 
