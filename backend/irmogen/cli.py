@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, commands
 from .errors import IrmogenError
 
 
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("clip")
     exp.add_argument("--out", required=True)
     exp.set_defaults(run=_motion_export)
+
+    commands.add_parsers(sub)
 
     data = sub.add_parser("data", help="build training datasets").add_subparsers(dest="action", required=True)
     prep = data.add_parser("prepare", help="build a HumanML3D-layout dataset from real motion capture")

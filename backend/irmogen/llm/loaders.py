@@ -40,6 +40,23 @@ _WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
 _ROW_KEYS = ("model.embed_tokens.weight", "embeddings", "lm_head.weight", "lm_head")
 
 
+def default_model_dir() -> Path | None:
+    """The small model that ships inside the package (models/default), when it is installed."""
+    d = Path(__file__).resolve().parents[1] / "models" / "default"
+    return d if (d / "config.json").is_file() else None
+
+
+def resolve_model_spec(spec):
+    """`spec` as given, or the shipped default model when it is None."""
+    if spec is not None:
+        return spec
+    d = default_model_dir()
+    if d is None:
+        raise IrmogenError("no model given and no default model is installed", code="no_model",
+                           hint="pass --model DIR (a model directory, or a .json spec of Motion-Agent / IRG files)")
+    return d
+
+
 def load_model(spec, device="auto", dtype=None) -> MotionLLM:
     """One entry point for every format.
 

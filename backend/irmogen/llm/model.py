@@ -21,12 +21,16 @@ import torch
 from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.utils import logging as hf_logging
 
 from ..clip import MODEL_FPS
 from ..device import resolve_device
 from ..errors import IrmogenError
 from ..vq import MotionVQ, VQConfig
 from .tokens import CODEBOOK_SIZE, MotionTokenLayout, add_motion_tokens, check_motion_tokens
+
+# Loading a model is one step of our own progress; transformers' per-tensor bar is noise on stderr.
+hf_logging.disable_progress_bar()
 
 FORMAT = "irmogen-motionllm"
 FORMAT_VERSION = 1

@@ -1,0 +1,171 @@
+"""What `irmogen generate / refine / assess / caption` do, apart from parsing flags.
+
+Loads the model once, runs one task from `reasoning.tasks`, prints the reasoning as it streams
+(analysis, then per round the motion, the assessment and the refinement instruction), and writes
+the clip (with its text and transcript inside), optionally a BVH and a transcript JSON. Files are
+written only after the model has finished, so a failure or Ctrl-C leaves nothing half-written.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .clip import Clip
+from .errors import IrmogenError
+
+
+def load(model_spec, device: str):
+    from .llm.loaders import load_model, resolve_model_spec
+
+    spec = resolve_model_spec(model_spec)
+    t0 = time.perf_counter()
+    model = load_model(spec, device=device)
+    say(f"model {spec} on {model.device} ({str(model.dtype).replace('torch.', '')}) in {time.perf_counter() - t0:.1f} s")
+    return model
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+def sampling_options(a) -> dict:
+    """Greedy decoding (the paper's) unless --sample or --seed asks for sampling."""
+    sample = a.sample or a.seed is not None
+    return {"greedy": not sample, "temperature": a.temperature, "top_p": a.top_p, "seed": a.seed}
+
+
+def write_outputs(clip: Clip, out, bvh=None, transcript: dict | None = None, transcript_path=None) -> None:
+    clip.save(out)
+    written = [str(out)]
+    if bvh:
+        from .io import save_bvh
+
+        save_bvh(clip, bvh)
+        written.append(str(bvh))
+    if transcript_path:
+        Path(transcript_path).write_text(json.dumps(transcript, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(str(transcript_path))
+    say(f"wrote {', '.join(written)}: {clip.num_frames} frames at {clip.fps:g} fps ({clip.seconds:.2f} s)")
+
+
+def generate(a) -> None:
+    from .reasoning import tasks
+    from .reasoning.decoder import AnalysisEvent, AssessmentEvent, DoneEvent, MotionEvent
+
+    model = load(a.model, a.device)
+    run = tasks.generate_manual if a.manual else tasks.generate
+    opts = dict(seconds=a.seconds, max_rounds=a.max_rounds, **sampling_options(a))
+    t0 = time.perf_counter()
+    done = None
+    for ev in run(model, a.text, **opts):
+        if isinstance(ev, AnalysisEvent):
+            say(f"analysis: {ev.text}")
+        elif isinstance(ev, MotionEvent):
+            say(f"round {ev.round}: motion of {len(ev.codes)} codes ({len(ev.codes) * 4 / model.config.fps:.1f} s)")
+        elif isinstance(ev, AssessmentEvent):
+            if ev.text:
+                say(f"round {ev.round}: assessment: {ev.text}")
+            say(f"round {ev.round}: refinement: {ev.refinement}")
+        elif isinstance(ev, DoneEvent):
+            done = ev
+    if done is None or done.final_clip is None:
+        raise IrmogenError("generate: the model produced no motion", code="internal")
+    trace = done.trace.to_dict()
+    transcript = {"text": a.text, "model": str(a.model or "default"), **trace,
+                  "seconds_taken": round(time.perf_counter() - t0, 3)}
+    clip = done.final_clip.with_(text=a.text, transcript=json.dumps(transcript, ensure_ascii=False))
+    say(f"{len(done.trace.rounds)} round(s), {'satisfied' if done.trace.satisfied else 'round cap reached'}")
+    write_outputs(clip, a.out, a.bvh, transcript, a.transcript)
+
+
+def _input_clip(path) -> Clip:
+    from .io import load_motion
+
+    return load_motion(path)
+
+
+def refine(a) -> None:
+    from .reasoning import tasks
+
+    clip = _input_clip(a.clip)
+    model = load(a.model, a.device)
+    if a.direct:
+        codes, out = tasks.refine_direct(model, clip, a.instruction, seconds=a.seconds, **sampling_options(a))
+        text = a.instruction
+    else:
+        codes, out = tasks.refine_instructed(model, clip, a.instruction, goal=a.goal, seconds=a.seconds,
+                                             **sampling_options(a))
+        text = a.goal or clip.text or a.instruction
+    transcript = {"refined_from": str(a.clip), "instruction": a.instruction, "direct": a.direct,
+                  "goal": a.goal, "codes": [int(c) for c in codes]}
+    out = out.with_(text=text, transcript=json.dumps(transcript, ensure_ascii=False))
+    say(f"refined {a.clip} by \"{a.instruction}\": {len(codes)} codes")
+    write_outputs(out, a.out, a.bvh, transcript, a.transcript)
+
+
+def assess(a) -> None:
+    from .reasoning import tasks
+
+    clip = _input_clip(a.clip)
+    model = load(a.model, a.device)
+    assessment, refinement = tasks.assess(model, clip, a.text, **sampling_options(a))
+    say(f"assessment: {assessment}")
+    say(f"refinement: {refinement}")
+
+
+def caption(a) -> None:
+    from .reasoning import tasks
+
+    clip = _input_clip(a.clip)
+    model = load(a.model, a.device)
+    say(tasks.caption(model, clip, **sampling_options(a)))
+
+
+def add_model_arguments(p, sampling: bool = True) -> None:
+    p.add_argument("--model", help="model directory or a .json spec of Motion-Agent / IRG files (default: the shipped model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:1, mps")
+    if sampling:
+        p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+        p.add_argument("--seed", type=int, help="random seed (implies --sample)")
+        p.add_argument("--temperature", type=float, default=1.0)
+        p.add_argument("--top-p", type=float, default=1.0)
+
+
+def add_output_arguments(p) -> None:
+    p.add_argument("--out", required=True, help="clip .npz to write")
+    p.add_argument("--bvh", help="also write a BVH file")
+    p.add_argument("--transcript", help="also write the reasoning transcript as JSON")
+
+
+def add_parsers(sub) -> None:
+    g = sub.add_parser("generate", help="text -> motion, reasoning in assess/refine rounds")
+    g.add_argument("text")
+    g.add_argument("--seconds", type=float, help="target length (at most 9.8 s; default: the model decides)")
+    g.add_argument("--max-rounds", type=int, default=5, help="cap on generate/assess/refine rounds")
+    g.add_argument("--manual", action="store_true", help="stage-1 mode: separate generate / instruct / refine calls")
+    add_model_arguments(g)
+    add_output_arguments(g)
+    g.set_defaults(run=generate)
+
+    r = sub.add_parser("refine", help="change a motion by an instruction (or toward a new text with --direct)")
+    r.add_argument("clip", help="clip .npz (or any importable motion file)")
+    r.add_argument("instruction")
+    r.add_argument("--goal", help="the goal text the refined motion should match")
+    r.add_argument("--direct", action="store_true", help="treat INSTRUCTION as the new target text")
+    r.add_argument("--seconds", type=float)
+    add_model_arguments(r)
+    add_output_arguments(r)
+    r.set_defaults(run=refine)
+
+    s = sub.add_parser("assess", help="how well a motion matches a text, and how to refine it")
+    s.add_argument("clip")
+    s.add_argument("text")
+    add_model_arguments(s)
+    s.set_defaults(run=assess)
+
+    c = sub.add_parser("caption", help="describe a motion in words")
+    c.add_argument("clip")
+    add_model_arguments(c)
+    c.set_defaults(run=caption)
+
