@@ -108,6 +108,11 @@ class Evaluator(nn.Module):
         """(B, 384) frozen MiniLM embeddings -> (B, D) unit vectors."""
         return nn.functional.normalize(self.text_head(sentence_embeddings), dim=-1)
 
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, sentence_embeddings: torch.Tensor):
+        """Training forward (through accelerate/DDP wrappers): -> (text (B, D), motion (B, D), logit scale)."""
+        scale = self.logit_scale.clamp(max=float(np.log(100.0))).exp()
+        return self.text_forward(sentence_embeddings), self.motion_forward(features, lengths), scale
+
     # ---- numpy in, numpy out (metrics, engine, rewards) --------------------------------------
     @torch.no_grad()
     def embed_text(self, texts, tokens=None, batch_size: int = 256) -> np.ndarray:
