@@ -4,7 +4,7 @@
     python build.py setup [--bpy 4.5|4.2|5.0]   make the virtual environment (idempotent)
     python build.py test [pytest args]          set up, then run the whole test suite
     python build.py demo "TEXT"                 set up, then run the main job headless
-    python build.py package                     build the Blender extension zip (later issue)
+    python build.py package                     build the Blender extension zip into dist/
 
 Only the standard library is used here: this file runs under whatever Python 3 starts it and
 creates the Python 3.11 environment everything else runs in.
@@ -129,6 +129,56 @@ def demo(py: Path, text: str) -> int:
     return rc
 
 
+def blender_ext_tool(py: Path) -> Path:
+    """Blender's own extension tool (validate/build), shipped inside the bpy wheel."""
+    venv = py.parent.parent
+    for pattern in ("lib/python3*/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py",
+                    "Lib/site-packages/bpy/*/scripts/addons_core/bl_pkg/cli/blender_ext.py"):
+        found = sorted(venv.glob(pattern))
+        if found:
+            return found[-1]
+    sys.exit(f"build.py package: Blender's blender_ext.py was not found under {venv} (is bpy installed?)")
+
+
+def stage_extension(stage: Path) -> Path:
+    """Lay out the extension: manifest + add-on at the top, the protocol copy, rigs, the backend."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
+    if stage.exists():
+        shutil.rmtree(stage)
+    shutil.copytree(ROOT / "addon", stage, ignore=skip)
+    shutil.copy2(ROOT / "blender_manifest.toml", stage / "blender_manifest.toml")
+    # The add-on imports `from . import protocol`; the one source of truth lives in the backend.
+    shutil.copy2(ROOT / "backend" / "irmogen" / "protocol.py", stage / "protocol.py")
+    shutil.copytree(ROOT / "rigs", stage / "rigs", ignore=skip)
+    # The backend source, for "Set up backend" to pip-install; of the models only the default ships.
+    models = ROOT / "backend" / "irmogen" / "models"
+
+    def skip_backend(folder: str, names: list[str]) -> set[str]:
+        ignored = set(skip(folder, names))
+        if Path(folder).resolve() == models.resolve():
+            ignored |= {n for n in names if n != "default"}
+        return ignored
+
+    shutil.copytree(ROOT / "backend", stage / "backend", ignore=skip_backend)
+    return stage
+
+
+def build_zip(py: Path, stage: Path, dist: Path) -> Path:
+    """Run Blender's extension builder on a staged folder; returns the zip it wrote in `dist`."""
+    dist.mkdir(parents=True, exist_ok=True)
+    before = set(dist.glob("irmogen-*.zip"))
+    run([py, blender_ext_tool(py), "build", "--source-dir", stage, "--output-dir", dist])
+    zips = sorted(dist.glob("irmogen-*.zip"), key=lambda p: (p not in before, p.stat().st_mtime))
+    return zips[-1]
+
+
+def package(py: Path, dist: Path = ROOT / "dist") -> Path:
+    """Build the extension zip into dist/ with Blender's own tool; returns the zip's path."""
+    zip_path = build_zip(py, stage_extension(ROOT / "build" / "extension"), dist)
+    print(f"package: wrote {zip_path}")
+    return zip_path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["setup", "test", "demo", "package"])
@@ -145,7 +195,8 @@ def main() -> int:
         return test(py, a.rest)
     if a.command == "demo":
         return demo(py, " ".join(a.rest) or "a person walks forward")
-    sys.exit("build.py package: not built yet (the Blender extension issue adds it)")
+    package(py)
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,14 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import rigmap
+from . import protocol, rigmap
 
-SMPL_JOINTS = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-)
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
+SMPL_JOINTS, SMPL_PARENTS = protocol.JOINT_NAMES, protocol.PARENTS
 ARRAY_FIELDS = ("offsets", "rotations", "root_translation", "positions")
 
 

@@ -29,19 +29,12 @@ class TakeInfo:
     seed: int = 0
     rounds: int = 0                 # reasoning rounds the backend ran
     round_used: int = -1            # which round's motion this take shows (-1: the final one)
-    transcript: str = "[]"          # JSON list of rounds: analysis / assessment / refinement / clip
+    transcript: str = "{}"          # JSON: {"analysis", "rounds": [{round, assessment, refinement, clip}]}
     parent: str = ""                # name of the take this one refines or derives from
     source: str = ""                # clip file the keys were made from
     armature: str = ""
     date: str = ""
     extra: dict = field(default_factory=dict)
-
-    def rounds_list(self) -> list[dict]:
-        try:
-            rounds = json.loads(self.transcript or "[]")
-        except ValueError:
-            return []
-        return rounds if isinstance(rounds, list) else []
 
 
 @dataclass

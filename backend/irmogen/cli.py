@@ -7,6 +7,7 @@ never show a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -50,12 +51,8 @@ def _data_prepare(a) -> None:
                     overwrite=a.overwrite)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="irmogen", description="IRMoGen backend: motion import/export, data, models")
-    ap.add_argument("--version", action="version", version=f"irmogen {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
-
-    motion = sub.add_parser("motion", help="import and export motion files").add_subparsers(dest="action", required=True)
+def _motion(p) -> None:
+    motion = p.add_subparsers(dest="action", required=True)
     imp = motion.add_parser("import", help="BVH (.bvh/.bvh.gz), ASF/AMC or DeepMimic JSON -> clip .npz at 20 fps")
     imp.add_argument("file")
     imp.add_argument("--asf", help="skeleton file for an .amc motion (default: the .asf beside it)")
@@ -66,10 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True)
     exp.set_defaults(run=_motion_export)
 
-    commands.add_parsers(sub)
 
-    data = sub.add_parser("data", help="build training datasets").add_subparsers(dest="action", required=True)
-    prep = data.add_parser("prepare", help="build a HumanML3D-layout dataset from real motion capture")
+def _data(p) -> None:
+    prep = p.add_subparsers(dest="action", required=True).add_parser(
+        "prepare", help="build a HumanML3D-layout dataset from real motion capture")
     prep.add_argument("--out", required=True)
     prep.add_argument("--cmu", help="CMU folder (bvh_cc/, bvh_daz/, amc/, cmu_descriptions.csv)")
     prep.add_argument("--hdm05", help="HDM05 folder (train/, test/)")
@@ -77,13 +74,58 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--humanml3d", help="a HumanML3D folder (new_joints/, texts/, splits)")
     prep.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     prep.set_defaults(run=_data_prepare)
+
+
+def _module_command(module: str):
+    """Arguments from a module exposing add_arguments(parser) and run(args) -> int."""
+    def build(p) -> None:
+        m = importlib.import_module(module)
+        m.add_arguments(p)
+        p.set_defaults(run=m.run)
+    return build
+
+
+def _train(p) -> None:
+    importlib.import_module("irmogen.train.__main__").add_commands(p.add_subparsers(dest="stage", required=True))
+
+
+def _engine(p) -> None:
+    build = p.add_subparsers(dest="action", required=True).add_parser(
+        "build", help="write stage1.jsonl / stage2.jsonl from a dataset")
+    _module_command("irmogen.engine.build")(build)
+
+
+# name -> (help, builder). Only the chosen command's builder runs, so `irmogen motion ...` never
+# imports torch and `irmogen --help` answers at once.
+COMMANDS = {
+    "motion": ("import and export motion files", _motion),
+    "generate": ("text -> motion, reasoning in assess/refine rounds", commands.add_generate),
+    "refine": ("change a motion by an instruction (or toward a new text with --direct)", commands.add_refine),
+    "assess": ("how well a motion matches a text, and how to refine it", commands.add_assess),
+    "caption": ("describe a motion in words", commands.add_caption),
+    "data": ("build training datasets", _data),
+    "engine": ("the data engine: stage-1 records and stage-2 reasoning traces", _engine),
+    "train": ("train a model stage by stage (or `train all`)", _train),
+    "eval": ("R-Precision, FID, MM-Dist, Diversity, MModality of a model", _module_command("irmogen.evaluate.run")),
+}
+
+
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="irmogen", description="IRMoGen backend: motion import/export, data, models")
+    ap.add_argument("--version", action="version", version=f"irmogen {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, (text, builder) in COMMANDS.items():
+        p = sub.add_parser(name, help=text, description=text)
+        if name == chosen:
+            builder(p)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
-        args.run(args)
+        rc = args.run(args)
     except IrmogenError as e:
         print(f"irmogen: error: {e}", file=sys.stderr)
         if e.hint:
@@ -92,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("irmogen: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

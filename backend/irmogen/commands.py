@@ -138,8 +138,7 @@ def add_output_arguments(p) -> None:
     p.add_argument("--transcript", help="also write the reasoning transcript as JSON")
 
 
-def add_parsers(sub) -> None:
-    g = sub.add_parser("generate", help="text -> motion, reasoning in assess/refine rounds")
+def add_generate(g) -> None:
     g.add_argument("text")
     g.add_argument("--seconds", type=float, help="target length (at most 9.8 s; default: the model decides)")
     g.add_argument("--max-rounds", type=int, default=5, help="cap on generate/assess/refine rounds")
@@ -148,7 +147,8 @@ def add_parsers(sub) -> None:
     add_output_arguments(g)
     g.set_defaults(run=generate)
 
-    r = sub.add_parser("refine", help="change a motion by an instruction (or toward a new text with --direct)")
+
+def add_refine(r) -> None:
     r.add_argument("clip", help="clip .npz (or any importable motion file)")
     r.add_argument("instruction")
     r.add_argument("--goal", help="the goal text the refined motion should match")
@@ -158,14 +158,15 @@ def add_parsers(sub) -> None:
     add_output_arguments(r)
     r.set_defaults(run=refine)
 
-    s = sub.add_parser("assess", help="how well a motion matches a text, and how to refine it")
+
+def add_assess(s) -> None:
     s.add_argument("clip")
     s.add_argument("text")
     add_model_arguments(s)
     s.set_defaults(run=assess)
 
-    c = sub.add_parser("caption", help="describe a motion in words")
+
+def add_caption(c) -> None:
     c.add_argument("clip")
     add_model_arguments(c)
     c.set_defaults(run=caption)
-

@@ -31,22 +31,25 @@ DURATION_RATIO = 1.8
 _CLASSES = {
     "walk": "walk stroll march step shuffle", "jog": "jog trot", "run": "run", "sneak": "sneak tiptoe creep",
     "jump": "jump leap bounce skip", "hop": "hop", "turn": "turn spin pivot rotate twist", "kick": "kick",
-    "punch": "punch strike fight spar", "throw": "throw shoot", "squat": "squat crouch kneel",
+    "punch": "punch strike", "fight": "fight spar", "throw": "throw shoot", "squat": "squat crouch kneel",
     "lie": "lie fall", "get up": "rise stand get", "bend": "bend scoop pick put place set deposit",
     "reach": "reach grab", "raise": "raise lift stretch", "wave": "wave", "dance": "dance",
     "cartwheel": "cartwheel flip somersault tumble", "roll": "roll", "crawl": "crawl", "climb": "climb",
     "dribble": "dribble", "wash": "wash", "fence": "fence", "clap": "clap", "sit": "sit",
-    "balance": "balance", "swing": "swing", "circle": "circle", "touch": "touch",
+    "balance": "balance", "swing": "swing", "circle": "circle", "touch": "touch bring",
 }
 ACTION_OF = {verb: cls for cls, verbs in _CLASSES.items() for verb in verbs.split()}
 GENERIC = frozenset("move do perform make be have start end finish keep take come go stay look hold".split())
-ACTION_GERUND = {"get up": "getting up", "lie": "lying down", "bend": "bending down", "raise": "raising the arms",
-                 "circle": "circling the arms", "fence": "sword fighting"}
+ACTION_GERUND = {"get up": "getting up", "lie": "lying down", "bend": "bending down", "circle": "circling the arms",
+                 "fence": "sword fighting", "crunch": "doing cross-body crunches"}
+GAITS = ("walk", "jog", "run", "sneak", "hop", "crawl", "dribble")
 PARTS = {"hand": "hand", "hands": "hand", "arm": "arm", "arms": "arm", "leg": "leg", "legs": "leg",
          "foot": "foot", "feet": "foot", "knee": "knee", "knees": "knee", "elbow": "elbow", "elbows": "elbow",
          "head": "head", "shoulder": "shoulder", "shoulders": "shoulder", "hip": "hip", "hips": "hip"}
 COUNT_WORDS = {"once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+TRAVEL_WORDS = ("walk", "jog", "run", "sneak", "crawl", "forward", "backward", "sideways", "metre", "meter",
+                "circle", "around", "step", "travel", "stay", "place", "spot")
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")   # the tokenisation `layout.pos_tokens` uses
 
 
@@ -96,10 +99,19 @@ def measure(positions: np.ndarray, features: np.ndarray | None = None, fps: floa
 
 
 # ---- captions --------------------------------------------------------------------------------
+_WHILE = re.compile(r"^(while .+?), ((?:a|an|the) [a-z]+ [a-z]+.*|someone .+|somebody .+)$", re.IGNORECASE)
+
+
 def _predicate(caption: str, tagged: list[tuple[str, str]]) -> tuple[str | None, str | None]:
     """('jogs in a circle', 'jog in a circle') from 'A person jogs in a circle.'; (None, None) when
-    the caption does not start with a short subject followed by its verb."""
+    the caption does not start with a short subject followed by its verb. A leading "while ...,"
+    clause moves to the end: "while X, a person Ys" -> ("Ys while X", "Y while X")."""
     text = caption.strip().rstrip(".").strip()
+    lead = _WHILE.match(text)
+    if lead:
+        s, b = _predicate(lead.group(2), pos_tokens(lead.group(2)))
+        tail = " " + lead.group(1)[:1].lower() + lead.group(1)[1:]
+        return (s + tail if s else None), (b + tail if b else None)
     spans = list(_WORD.finditer(text.lower()))
     if len(spans) != len(tagged):
         return None, None
@@ -107,6 +119,8 @@ def _predicate(caption: str, tagged: list[tuple[str, str]]) -> tuple[str | None,
     if head is None or not 1 <= head <= 3 or any(t in ("SCONJ", "ADP", "VERB") for _, t in tagged[:head]):
         return None, None
     pred_s = text[spans[head].start():]
+    if tagged[head][1] == "VERB" and spans[head].group().endswith("ing"):
+        pred_s = "is " + pred_s  # "someone getting down" -> "is getting down"
     # Base form: drop "is" before a gerund, lemmatise the head verb and verbs joined to it by and/then/or.
     out, i = [], head
     if tagged[head] == ("be", "AUX") and head + 1 < len(tagged) and tagged[head + 1][1] == "VERB":
@@ -130,15 +144,17 @@ def caption_terms(caption: str) -> Terms:
     tagged = pos_tokens(caption)
     words = [w for w in _WORD.findall(caption.lower())]
     actions = []
-    for lemma, tag in tagged:
+    for i, (lemma, tag) in enumerate(tagged):
         if tag == "VERB" and lemma not in GENERIC:
             cls = ACTION_OF.get(lemma, lemma)
-            if cls == "get up" and lemma == "get" and "up" not in words:
-                continue
-            if cls not in actions:
+            if cls == "get up" and lemma in ("get", "stand") and "up" not in words:
+                continue  # "stands in one spot", "gets down": not getting up
+            if lemma in ("rotate", "swing", "circle") and "arm" in {l for l, _ in tagged[i + 1:i + 4]}:
+                cls = "circle"  # "rotates both arms": arm circles, not a turn of the body
+            if cls not in actions and not (cls == "turn" and "cartwheel" in words):
                 actions.append(cls)
     for noun, cls in (("salsa", "dance"), ("pirouette", "dance"), ("squat", "squat"), ("kick", "kick"),
-                      ("cartwheel", "cartwheel"), ("jump", "jump"), ("swordplay", "fence")):
+                      ("cartwheel", "cartwheel"), ("jump", "jump"), ("swordplay", "fence"), ("crunch", "crunch")):
         if noun in words and cls not in actions:
             actions.append(cls)
     parts, count = [], None
@@ -157,6 +173,17 @@ def caption_terms(caption: str) -> Terms:
 
 def action_gerund(cls: str) -> str:
     return ACTION_GERUND.get(cls, gerund(cls) if " " not in cls else cls)
+
+
+def gait(terms: Terms | None, f: Facts) -> str:
+    """The verb for a motion's travel: the caption's gait, 'move' under another action, else measured."""
+    if terms is not None:
+        named = [a for a in terms.actions if a in GAITS]
+        if named:
+            return named[0]
+        if terms.actions:
+            return "move"
+    return "hop" if f.motion.jumps >= 2 else {"fast": "jog", "very fast": "run"}.get(f.motion.pace, "walk")
 
 
 def predicate_gerund(terms: Terms) -> str | None:
@@ -190,13 +217,18 @@ def differences(goal_terms: Terms, goal: Facts, motion_terms: Terms, motion: Fac
     g, m, out = goal.motion, motion.motion, []
 
     def add(kind, gv, mv, weight, *related):
-        out.append(Difference(kind, gv, mv, weight + (1.5 if related and _mentions(goal_terms, *related) else 0.0)))
+        # Facts the goal caption speaks of come first; incidental ones (a measured half-metre
+        # drift under "a person throws a ball") last.
+        if related:
+            weight = weight + 1.5 if _mentions(goal_terms, *related) else 0.6 * weight
+        out.append(Difference(kind, gv, mv, weight))
 
     ga, ma = goal_terms.actions, motion_terms.actions
     if ga and ma and not (set(ga) & set(ma)):
         add("action", goal_terms, motion_terms, 5.0)
     if moving(g) != moving(m):
-        add("travel", g, m, 4.0)
+        far = max(g.distance, g.path_length / 2, m.distance, m.path_length / 2) >= 1.5
+        add("travel", g, m, 4.0, *(() if far else TRAVEL_WORDS))
     elif moving(g) and moving(m):
         if g.circle != m.circle:
             add("circle", g, m, 3.5, "circle", "around", "curve")

@@ -30,7 +30,12 @@ class MotionEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (B, T, in_dim) normalised, zero-padded; lengths (B,) frames (multiples of 4) -> (B, out_dim)."""
-        h = self.conv(x.transpose(1, 2)).transpose(1, 2)                    # (B, T // 4, width)
+        h = self.conv[:3](x.transpose(1, 2))                                 # (B, width, T // 2)
+        # zero the half-rate steps past each clip's end, so that the second convolution sees the
+        # same zeros at the boundary as an unpadded clip: embeddings do not depend on the batch
+        half = (lengths // 2).to(h.device)
+        h = h * (torch.arange(h.shape[2], device=h.device)[None, :] < half[:, None]).unsqueeze(1)
+        h = self.conv[3:](h).transpose(1, 2)                                 # (B, T // 4, width)
         steps = (lengths // UNIT).clamp(min=1, max=h.shape[1]).cpu()
         packed = pack_padded_sequence(h, steps, batch_first=True, enforce_sorted=False)
         out, _ = self.gru(packed)

@@ -171,8 +171,8 @@ class Evaluator(nn.Module):
         return model.to(device).eval()
 
 
-def pad_motions(motions, max_frames: int = MAX_FRAMES) -> tuple[torch.Tensor, torch.Tensor]:
-    """list of (T, 263) -> (B, T_max, 263) float32 zero-padded, (B,) kept lengths (crop_length)."""
+def pad_motions(motions, max_frames: int = MAX_FRAMES, pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """list of (T, 263) -> (B, T_max or pad_to, 263) float32 zero-padded, (B,) kept lengths (crop_length)."""
     arrays = []
     for i, m in enumerate(motions):
         m = np.asarray(m, np.float32)
@@ -180,7 +180,7 @@ def pad_motions(motions, max_frames: int = MAX_FRAMES) -> tuple[torch.Tensor, to
             raise IrmogenError(f"motion {i}: features of shape {m.shape}; need (T >= {UNIT}, {FEATURE_DIM}), finite")
         arrays.append(m[:crop_length(len(m), max_frames)])
     lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
-    out = torch.zeros(len(arrays), int(lengths.max()), FEATURE_DIM)
+    out = torch.zeros(len(arrays), max(int(lengths.max()), pad_to or 0), FEATURE_DIM)
     for i, a in enumerate(arrays):
         out[i, :len(a)] = torch.from_numpy(a)
     return out, lengths

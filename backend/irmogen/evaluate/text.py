@@ -74,12 +74,6 @@ class SentenceEncoder:
             return np.zeros((0, TEXT_DIM), np.float32)
         return np.stack([self._cache[t] for t in texts])
 
-    def cache_items(self) -> tuple[list[str], np.ndarray]:
-        """(texts, (N, 384) vectors) of everything encoded so far, to store beside a training run."""
-        texts = sorted(self._cache)
-        vecs = np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, TEXT_DIM), np.float32)
-        return texts, vecs
-
     def add_cache(self, texts, vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, np.float32)
         if vectors.shape != (len(texts), TEXT_DIM):

@@ -85,8 +85,7 @@ def cached_text_embeddings(texts: list[str], out: Path, write: bool) -> np.ndarr
     vectors = encoder.encode(texts)
     if write:
         out.mkdir(parents=True, exist_ok=True)
-        known, vecs = encoder.cache_items()
-        np.savez(cache, texts=np.array(known, dtype=str), vectors=vecs)
+        np.savez(cache, texts=np.array(texts, dtype=str), vectors=vectors)
     return vectors
 
 
@@ -140,8 +139,8 @@ def train(config: EvaluatorTrainConfig) -> dict:
 
     model = Evaluator(config.model_config(), mean, std)
     optimizer = optimizer_for(model, config)
-    run.restore(model, optimizer)
     model, optimizer = run.accelerator.prepare(model, optimizer)
+    run.restore(model, optimizer)
     core = run.accelerator.unwrap_model(model)
     best_file = out / BEST
     best = json.loads(best_file.read_text())["score"] if config.resume and best_file.is_file() else -1.0

@@ -37,8 +37,8 @@ MAX_FRAMES = 196
 @dataclass
 class VQTrainConfig(RunConfig):
     # the tokenizer (irmogen.vq.VQConfig fields)
-    width: int = 256
-    code_dim: int = 256
+    width: int = 128
+    code_dim: int = 128
     codebook_size: int = 512
     down_t: int = 2
     depth: int = 3

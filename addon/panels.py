@@ -1,0 +1,135 @@
+"""The IRMoGen sidebar tab in the 3D View: prompt, live transcript, takes, export.
+
+`draw()` only draws state that is already stored (scene.irmogen, the takes' custom properties):
+no subprocess, no file I/O, no numpy. Imports bpy and the add-on's `takes` only.
+"""
+from __future__ import annotations
+
+import bpy
+
+from . import takes
+
+
+class _Sidebar:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "IRMoGen"
+
+
+def _wrapped(layout, text: str, width: int = 48, icon: str = "NONE") -> None:
+    """Draw a long text as several labels (Blender labels do not wrap)."""
+    words, line, first = text.split(), "", True
+    for word in words:
+        if line and len(line) + len(word) + 1 > width:
+            layout.label(text=line, icon=icon if first else "BLANK1")
+            line, first = word, False
+        else:
+            line = f"{line} {word}".strip()
+    if line:
+        layout.label(text=line, icon=icon if first else "BLANK1")
+
+
+class IRMOGEN_PT_main(_Sidebar, bpy.types.Panel):
+    bl_label = "IRMoGen"
+
+    def draw(self, context):
+        layout = self.layout
+        p = context.scene.irmogen
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE":
+            layout.label(text="Select an armature", icon="ARMATURE_DATA")
+        layout.prop(p, "prompt", text="")
+        col = layout.column(align=True)
+        col.prop(p, "seconds")
+        col.prop(p, "max_rounds")
+        row = col.row(align=True)
+        row.prop(p, "seed")
+        row.prop(p, "variations")
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.operator("irmogen.generate", icon="PLAY")
+        sub = row.row(align=True)
+        sub.enabled = p.running
+        sub.operator("irmogen.cancel", text="", icon="CANCEL")
+        if p.running or p.status:
+            if hasattr(layout, "progress"):
+                layout.progress(factor=p.progress, type="BAR", text=p.status or "Working")
+            else:
+                layout.label(text=f"{p.status} {p.progress * 100:.0f}%")
+        if p.error_message:
+            box = layout.box()
+            box.alert = True
+            _wrapped(box, p.error_message, icon="ERROR")
+            if p.error_hint:
+                _wrapped(box, p.error_hint, icon="INFO")
+            if p.error_fix:
+                box.operator(p.error_fix)
+
+
+class IRMOGEN_PT_transcript(_Sidebar, bpy.types.Panel):
+    bl_label = "Reasoning"
+    bl_parent_id = "IRMOGEN_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        p = context.scene.irmogen
+        if not p.analysis and not len(p.rounds):
+            layout.label(text="The model's reasoning appears here")
+            return
+        if p.analysis:
+            box = layout.box()
+            box.label(text="Goal analysis", icon="VIEWZOOM")
+            _wrapped(box, p.analysis)
+        for r in p.rounds:
+            box = layout.box()
+            head = box.row()
+            head.label(text=f"Round {r.index}", icon="FILE_REFRESH")
+            if r.has_motion and p.transcript_take:
+                op = head.operator("irmogen.use_round", text="Use", icon="ARMATURE_DATA")
+                op.take, op.round = p.transcript_take, r.index
+            if r.assessment:
+                _wrapped(box, f"Assessment: {r.assessment}")
+            if r.refinement:
+                _wrapped(box, f"Refinement: {r.refinement}")
+
+
+class IRMOGEN_UL_takes(bpy.types.UIList):
+    """The takes (actions made by IRMoGen) of the active armature."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        rounds = item.get(takes.PREFIX + "rounds", 0)
+        row = layout.row(align=True)
+        row.label(text=item.get(takes.PREFIX + "prompt", item.name) or item.name, icon="ACTION")
+        row.label(text=f"{rounds} rnd · {item.get(takes.PREFIX + 'model', '')} · {item.get(takes.PREFIX + 'date', '')}")
+
+    def filter_items(self, context, data, propname):
+        actions = getattr(data, propname)
+        obj = context.active_object
+        name = obj.name if obj is not None else None
+        flags = [self.bitflag_filter_item if takes.is_take(a) and a.get(takes.PREFIX + "armature") == name else 0
+                 for a in actions]
+        return flags, []
+
+
+class IRMOGEN_PT_takes(_Sidebar, bpy.types.Panel):
+    bl_label = "Takes"
+    bl_parent_id = "IRMOGEN_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        p = context.scene.irmogen
+        layout.template_list("IRMOGEN_UL_takes", "", bpy.data, "actions", p, "take_index", rows=4)
+        row = layout.row(align=True)
+        row.prop(p, "instruction", text="")
+        row.operator("irmogen.refine", icon="MODIFIER")
+        col = layout.column(align=True)
+        col.prop(p, "blend_type")
+        col.prop(p, "extrapolation")
+        col.prop(p, "root_mode")
+        row = layout.row(align=True)
+        row.operator("irmogen.apply_clip", text="Apply Clip", icon="IMPORT")
+        row.operator("irmogen.export_fbx", text="FBX", icon="EXPORT")
+        row.operator("irmogen.export_bvh", text="BVH", icon="EXPORT")
+
+
+classes = (IRMOGEN_UL_takes, IRMOGEN_PT_main, IRMOGEN_PT_transcript, IRMOGEN_PT_takes)

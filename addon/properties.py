@@ -1,0 +1,120 @@
+"""Scene settings (`scene.irmogen`) and the live job state the panel draws.
+
+The settings are read by operators into the plain `Settings` dataclass; the live state (status,
+progress, transcript rounds, last error) is written on the main thread from backend events, so the
+panel only draws stored values. Imports bpy and the stdlib only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+BLEND_TYPES = [
+    ("COMBINE", "Combine", "Quaternion-aware layering over the tracks below (good for takes)"),
+    ("REPLACE", "Replace", "The take replaces what the tracks below do"),
+    ("ADD", "Add", "Add the take's values to the tracks below"),
+]
+EXTRAPOLATIONS = [
+    ("NOTHING", "Nothing", "The take has no effect outside its own frame range"),
+    ("HOLD_FORWARD", "Hold Forward", "Hold the last pose after the take ends"),
+    ("HOLD", "Hold", "Hold the first pose before and the last pose after the take"),
+]
+ROOT_MODES = [
+    ("HIPS", "On the hips", "Root motion moves the hips bone"),
+    ("ROOT_BONE", "On a root bone", "Root motion moves the armature's root bone (game engines)"),
+    ("IN_PLACE", "In place", "No horizontal root motion"),
+]
+
+
+class IRMOGEN_PG_round(bpy.types.PropertyGroup):
+    """One reasoning round of the live job, as the backend reported it."""
+    index: IntProperty()
+    analysis: StringProperty()
+    assessment: StringProperty()
+    refinement: StringProperty()
+    has_motion: BoolProperty()
+
+
+class IRMOGEN_PG_settings(bpy.types.PropertyGroup):
+    prompt: StringProperty(name="Prompt", description="What the character should do",
+                           default="a person walks forward and waves")
+    seconds: FloatProperty(name="Duration", description="Length of the motion (0: the model decides)",
+                           default=4.0, min=0.0, soft_max=10.0, unit="TIME_ABSOLUTE")
+    max_rounds: IntProperty(name="Max Rounds", description="Most generate-assess-refine rounds",
+                            default=3, min=1, max=10)
+    seed: IntProperty(name="Seed", default=0, min=0)
+    variations: IntProperty(name="Variations", description="Takes to make from the prompt, one per seed",
+                            default=1, min=1, max=8)
+    instruction: StringProperty(name="Instruction", description="How to change the selected take",
+                                default="raise the arms higher")
+    take_index: IntProperty(name="Take", default=-1, update=lambda self, context: _show_selected_take(context))
+    blend_type: EnumProperty(name="Blend", items=BLEND_TYPES, default="COMBINE",
+                             description="NLA blend type of new takes")
+    extrapolation: EnumProperty(name="Extrapolation", items=EXTRAPOLATIONS, default="NOTHING",
+                                description="NLA extrapolation of new takes")
+    root_mode: EnumProperty(name="Root Motion", items=ROOT_MODES, default="HIPS")
+    # Live job state, written from backend events on the main thread.
+    running: BoolProperty()
+    status: StringProperty()
+    progress: FloatProperty(min=0.0, max=1.0, subtype="FACTOR")
+    analysis: StringProperty()
+    rounds: CollectionProperty(type=IRMOGEN_PG_round)
+    transcript_take: StringProperty(description="The take whose rounds are shown (empty while a job runs)")
+    error_message: StringProperty()
+    error_hint: StringProperty()
+    error_fix: StringProperty(description="Operator that fixes the last error, if one exists")
+
+
+def _show_selected_take(context) -> None:
+    """Picking a take in the list shows its reasoning rounds in the panel."""
+    from . import jobs, takes  # jobs imports this module
+
+    actions = bpy.data.actions
+    index = context.scene.irmogen.take_index
+    if 0 <= index < len(actions) and takes.is_take(actions[index]) and not context.scene.irmogen.running:
+        jobs.show_take(context.scene, actions[index])
+
+
+@dataclass
+class Settings:
+    """A plain copy of `scene.irmogen` that operators hand to the logic."""
+    prompt: str
+    seconds: float
+    max_rounds: int
+    seed: int
+    variations: int
+    instruction: str
+    blend_type: str
+    extrapolation: str
+    root_mode: str
+
+
+def read(scene) -> Settings:
+    p = scene.irmogen
+    return Settings(prompt=p.prompt, seconds=p.seconds, max_rounds=p.max_rounds, seed=p.seed,
+                    variations=p.variations, instruction=p.instruction, blend_type=p.blend_type,
+                    extrapolation=p.extrapolation, root_mode=p.root_mode)
+
+
+def clear_error(scene) -> None:
+    p = scene.irmogen
+    p.error_message = p.error_hint = p.error_fix = ""
+
+
+def show_error(scene, message: str, hint: str = "", fix: str = "") -> None:
+    p = scene.irmogen
+    p.error_message, p.error_hint, p.error_fix = message, hint or "", fix or ""
+
+
+classes = (IRMOGEN_PG_round, IRMOGEN_PG_settings)
+
+
+def register() -> None:
+    bpy.types.Scene.irmogen = PointerProperty(type=IRMOGEN_PG_settings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.irmogen

@@ -1,0 +1,209 @@
+"""`irmogen eval`: the metrics table of a MotionLLM on a dataset split, in the field's protocol.
+
+Rows (evaluate_metrics.py of the papers, with our evaluator by default):
+  real           the split's own motions against their captions (the ceiling; FID ~ 0)
+  direct         one motion per caption from the stage-1 prompt "Generate a motion that depicts
+                 {caption}." (Motion-Agent-style models: their own prompt), no reasoning
+  irmogen_first  the FIRST motion of the IRMoGen rounds (`tasks.generate`: one trace; or
+                 `rounds="manual"`: the stage-1 chain of separate calls, `tasks.generate_manual`)
+  irmogen_final  the FINAL motion of the same rounds; the paper's first finding is final > first
+Each clip of the split gets one caption, drawn once with `seed` and shared by every row, so rows
+compare the same texts. Generation is greedy by default (the reference decoder), hence done once;
+the repetitions redraw the batches of 32 and the diversity pairs. MModality (sampled generations,
+expensive) is measured on the `direct` row only, for `mm_texts` texts x `mm_repeats` generations.
+Generated motions are the VQ decoder's features, as in the papers (no position round trip); every
+motion is capped at 196 frames. Needs torch; never imports bpy.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IrmogenError
+from . import metrics as M
+from .retrieval import MAX_FRAMES, WEIGHTS, Evaluator, read_clips
+
+MODES = ("real", "direct", "irmogen")
+ROUND_STYLES = ("trace", "manual")
+
+
+def _load_model(model, device, needed: bool):
+    """(MotionLLM or None when not needed, its directory or None)."""
+    if isinstance(model, (str, Path)):
+        from ..llm.model import MotionLLM
+        return (MotionLLM.from_pretrained(model, device=device) if needed else None), Path(model)
+    return model, None
+
+
+def _progress(items, what: str, show: bool):
+    from tqdm.auto import tqdm
+    return tqdm(items, desc=what, disable=not show, dynamic_ncols=True)
+
+
+def _default_evaluator(model_dir: Path | None):
+    if model_dir is None or not (model_dir / WEIGHTS).is_file():
+        where = model_dir / WEIGHTS if model_dir is not None else "the model object"
+        raise IrmogenError(f"eval: no evaluator ({where} not found)", code="not_found",
+                           hint="pass --evaluator FILE (train one with `irmogen train evaluator`)")
+    return Evaluator.load(model_dir / WEIGHTS)
+
+
+def _direct(model, caption: str, sampling: dict) -> list[int]:
+    from ..reasoning import tasks
+    if model.config.prompt_style == "motion_agent":
+        events = tasks.generate(model, caption, decode_clips=False, **sampling)
+    else:
+        events = tasks.generate_manual(model, caption, max_rounds=1, decode_clips=False, **sampling)
+    return [e.codes for e in events if e.kind == "motion"][-1]
+
+
+def _rounds(model, caption: str, style: str, max_rounds: int, sampling: dict) -> list[list[int]]:
+    """The motions of every round, in order."""
+    from ..reasoning import tasks
+    run = tasks.generate if style == "trace" else tasks.generate_manual
+    return [e.codes for e in run(model, caption, max_rounds=max_rounds, decode_clips=False, **sampling)
+            if e.kind == "motion"]
+
+
+def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.REPETITIONS, evaluator=None,
+                   modes=MODES, *, limit: int | None = None, seed: int = 0, max_rounds: int = 5,
+                   rounds: str = "trace", greedy: bool = True, temperature: float = 1.0, top_p: float = 1.0,
+                   mm_texts: int = 100, mm_repeats: int = 30, mm_times: int = M.MM_TIMES,
+                   device="cpu", progress: bool = True) -> dict:
+    """Metrics of a model directory (or a loaded MotionLLM) on a dataset split -> a JSON-able dict:
+    {"rows": {row: {metric: {"mean", "interval"}, "counts": {...}}}, "rounds": {...}, "protocol": {...}}."""
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        raise IrmogenError(f"eval modes {list(modes)}: each must be one of {', '.join(MODES)}")
+    if rounds not in ROUND_STYLES:
+        raise IrmogenError(f"eval rounds={rounds!r}: expected one of {', '.join(ROUND_STYLES)}")
+    generating = any(m != "real" for m in modes)
+    llm, model_dir = _load_model(model, device, generating)
+    if evaluator is None:
+        evaluator = _default_evaluator(model_dir)
+    clips = read_clips(data_dir, split, limit)
+    rng = np.random.default_rng(seed)
+    pick = [int(rng.integers(len(c.captions))) for c in clips]
+    captions = [c.captions[k] for c, k in zip(clips, pick)]
+    tokens = [c.tokens[k] for c, k in zip(clips, pick)]
+    text = evaluator.embed_text(captions, tokens=tokens)
+    real = evaluator.embed_motion([c.features for c in clips])
+    sampling = {"greedy": greedy, "temperature": temperature, "top_p": top_p}
+
+    motions: dict[str, list[np.ndarray]] = {}
+    round_counts = []
+    def bar(items, what):
+        return _progress(items, what, progress)
+
+    if "direct" in modes:
+        motions["direct"] = [llm.decode_codes(_direct(llm, c, {**sampling, "seed": seed + i}))
+                             for i, c in enumerate(bar(captions, "direct"))]
+    if "irmogen" in modes:
+        first, final = [], []
+        for i, c in enumerate(bar(captions, f"irmogen ({rounds})")):
+            codes = _rounds(llm, c, rounds, max_rounds, {**sampling, "seed": seed + i})
+            first.append(llm.decode_codes(codes[0]))
+            final.append(llm.decode_codes(codes[-1]))
+            round_counts.append(len(codes))
+        motions["irmogen_first"], motions["irmogen_final"] = first, final
+
+    kw = dict(repetitions=repetitions, seed=seed)
+    rows = {}
+    if "real" in modes:
+        rows["real"] = M.evaluate_embeddings(text, real, real, **kw)
+    for name, feats in motions.items():
+        mm = None
+        if name == "direct" and mm_texts > 0 and mm_repeats >= 2:
+            mm = _mm_embeddings(llm, evaluator, captions[:mm_texts], mm_repeats, seed, bar, temperature, top_p)
+        rows[name] = M.evaluate_embeddings(text, evaluator.embed_motion(feats), real, mm_embeddings=mm,
+                                           mm_times=mm_times, **kw)
+    result = {
+        "data": str(data_dir), "split": split, "clips": len(clips), "model": str(model_dir or "object"),
+        "evaluator": type(evaluator).__name__,
+        "protocol": {"repetitions": repetitions, "seed": seed, "max_frames": MAX_FRAMES,
+                     "decoding": "greedy" if greedy else f"sampled (temperature {temperature}, top_p {top_p})",
+                     "rounds": rounds, "max_rounds": max_rounds, "captions_per_clip": 1},
+        "rows": rows,
+    }
+    if round_counts:
+        counts = np.bincount(round_counts, minlength=max_rounds + 1)[1:]
+        result["rounds"] = {"mean": float(np.mean(round_counts)), "histogram": counts.tolist(),
+                            "stopped_before_cap": float(np.mean(np.array(round_counts) < max_rounds))}
+    return result
+
+
+def _mm_embeddings(llm, evaluator, captions, repeats, seed, bar, temperature, top_p) -> np.ndarray:
+    """(texts, repeats, D): `repeats` sampled direct generations per caption."""
+    out = []
+    for i, c in enumerate(bar(captions, "mmodality")):
+        sampling = {"greedy": False, "temperature": temperature, "top_p": top_p}
+        feats = [llm.decode_codes(_direct(llm, c, {**sampling, "seed": seed + 1000 * (i + 1) + r}))
+                 for r in range(repeats)]
+        out.append(evaluator.embed_motion(feats))
+    return np.stack(out)
+
+
+# ---- the table ------------------------------------------------------------------------------------
+COLUMNS = (("top1", "Top-1"), ("top2", "Top-2"), ("top3", "Top-3"), ("fid", "FID"), ("mm_dist", "MM-Dist"),
+           ("diversity", "Diversity"), ("mmodality", "MModality"))
+
+
+def format_table(result: dict) -> str:
+    """A Markdown table: mean +- 95 % interval of every metric of every row."""
+    cols = [(k, h) for k, h in COLUMNS if any(k in r for r in result["rows"].values())]
+    lines = ["| row | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, row in result["rows"].items():
+        cells = [f"{row[k]['mean']:.3f} ± {row[k]['interval']:.3f}" if k in row else "-" for k, _ in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    c = next(iter(result["rows"].values()))["counts"]
+    lines.append(f"\n{result['clips']} clips of split {result['split']!r}; batches of {c['batch_size']}, "
+                 f"{c['repetitions']} repetitions, diversity over {c['diversity_times']} pairs; "
+                 f"decoding {result['protocol']['decoding']}.")
+    if "rounds" in result:
+        r = result["rounds"]
+        lines.append(f"IRMoGen rounds ({result['protocol']['rounds']}): mean {r['mean']:.2f}, per count "
+                     f"1..{len(r['histogram'])}: {r['histogram']}.")
+    return "\n".join(lines)
+
+
+# ---- command line ------------------------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="model directory")
+    parser.add_argument("--data", required=True, help="dataset folder (HumanML3D layout)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--out", help="write the metrics as JSON here")
+    parser.add_argument("--repetitions", type=int, default=M.REPETITIONS)
+    parser.add_argument("--limit", type=int, help="evaluate only the first N clips of the split")
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--rounds", default="trace", choices=ROUND_STYLES,
+                        help="IRMoGen rounds as one trace (stage 2/3) or the stage-1 chain of calls")
+    parser.add_argument("--max-rounds", type=int, default=5)
+    parser.add_argument("--evaluator", help="our evaluator.safetensors (default: the one in the model directory)")
+    parser.add_argument("--guo-checkpoint", help="Guo et al.'s text_mot_match/model/finest.tar (with --glove, --guo-meta)")
+    parser.add_argument("--glove", help="folder with our_vab_data.npy, our_vab_words.pkl, our_vab_idx.pkl")
+    parser.add_argument("--guo-meta", help="the Guo evaluator's meta folder with mean.npy and std.npy")
+    parser.add_argument("--mm-texts", type=int, default=100, help="texts for MModality (0 skips it)")
+    parser.add_argument("--mm-repeats", type=int, default=30, help="sampled generations per MModality text")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+
+
+def run(args) -> int:
+    evaluator = None
+    if args.guo_checkpoint:
+        if not (args.glove and args.guo_meta):
+            raise IrmogenError("--guo-checkpoint needs --glove and --guo-meta too")
+        from .guo import load_guo_evaluator
+        evaluator = load_guo_evaluator(args.guo_checkpoint, args.glove, args.guo_meta)
+    elif args.evaluator:
+        evaluator = Evaluator.load(args.evaluator)
+    result = evaluate_model(args.model, args.data, args.split, args.repetitions, evaluator, tuple(args.modes),
+                            limit=args.limit, seed=args.seed, max_rounds=args.max_rounds, rounds=args.rounds,
+                            mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, device=args.device)
+    print(format_table(result))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0

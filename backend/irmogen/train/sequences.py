@@ -1,0 +1,97 @@
+"""Training sequences for the MotionLLM stages: prompt + response tokens, and which ones are learned.
+
+A sequence is a list of segments `(ids, learned)`; prompt segments are not learned (label -100).
+Token boundaries mirror `irmogen.reasoning.decoder`: the prompt is encoded on its own, every
+forced stretch of the grammar on its own, a sampled free-text piece together with the closing
+tag that ends it, motion as its exact code ids. So teacher forcing sees the very token sequences
+the decoder feeds at inference. Text answers (stage-1 tasks) start with a space and end with eos;
+motion answers are `<Motion>` (in the prompt) + codes + `</Motion>` + eos.
+Also: batching (right padding). Needs torch; must not import bpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..llm.tokens import MOTION_START
+from ..reasoning import template as T
+from ..reasoning.parser import Trace, render_trace
+
+IGNORE = -100
+
+
+@dataclass
+class Sequence:
+    ids: list[int]
+    labels: list[int]                 # IGNORE where not learned
+
+    @classmethod
+    def of(cls, segments: list[tuple[list[int], bool]]) -> "Sequence":
+        ids, labels = [], []
+        for seg, learned in segments:
+            ids += seg
+            labels += seg if learned else [IGNORE] * len(seg)
+        return cls(ids, labels)
+
+
+class Renderer:
+    """Turns prompts and answers into segments with one model's tokenizer and motion-token layout."""
+
+    def __init__(self, tokenizer, layout):
+        self.tokenizer, self.layout = tokenizer, layout
+        self.eos = tokenizer.eos_token_id
+        self.bos = tokenizer.bos_token or ""
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def motion_ids(self, codes) -> list[int]:
+        return [int(i) for i in self.layout.code_to_id(list(codes))]
+
+    def text_answer(self, prompt: str, answer: str) -> Sequence:
+        """A stage-1 text task: the model writes ' answer' then eos (decoder.respond_text)."""
+        return Sequence.of([(self.encode(prompt), False), (self.encode(" " + answer.strip()) + [self.eos], True)])
+
+    def motion_answer(self, prompt: str, codes) -> Sequence:
+        """A stage-1 motion task: `<Motion>` ends the prompt, the model writes codes, `</Motion>`, eos."""
+        head = self.encode(prompt) + [self.layout.start_id]
+        return Sequence.of([(head, False), (self.motion_ids(codes) + [self.layout.end_id, self.eos], True)])
+
+    def trace(self, caption: str, trace: Trace, learn_intermediate: bool = False) -> Sequence:
+        """The IRMoGen-CoT prompt + the whole response of a finished trace. The motions of every round
+        but the last are learned only with `learn_intermediate` (stage 2 keeps them out: "ignore
+        incorrect"); all text, tags and the final motion are learned."""
+        segs: list[tuple[list[int], bool]] = [(self.encode(T.build_prompt(caption, self.bos, self.tokenizer)), False)]
+        text = lambda s: segs.append((self.encode(s), True))
+        text(T.RESPONSE_OPEN)
+        text((trace.analysis or "") + T.ANALYZE_CLOSE)
+        text(T.AFTER_ANALYSIS[len(T.ANALYZE_CLOSE):] + MOTION_START)
+        last = len(trace.rounds) - 1
+        refine_tag = T.REFINEMENT_PREFIX[:-len(T.LEAD)]
+        for k, r in enumerate(trace.rounds):
+            segs.append((self.motion_ids(r.codes) + [self.layout.end_id], k == last or learn_intermediate))
+            text(T.AFTER_MOTION[:-len(T.LEAD)])
+            text(T.LEAD + (r.assessment or "") + refine_tag)
+            text(T.LEAD + (r.refinement or "") + T.ASSESS_CLOSE)
+            text(T.NEWLINE + (T.FINISH if k == last else T.NEXT_ROUND + MOTION_START))
+        segs.append(([self.eos], True))
+        seq = Sequence.of(segs)
+        assert self.tokenizer.decode(seq.ids[len(segs[0][0]):-1], clean_up_tokenization_spaces=False) == \
+            render_trace(trace), "trace segments must spell render_trace's text"
+        return seq
+
+
+def collate(seqs: list[Sequence], pad_id: int, max_length: int, device) -> dict[str, torch.Tensor]:
+    """Right-padded (B, L) input_ids / attention_mask / labels; sequences cut to max_length."""
+    seqs = [Sequence(s.ids[:max_length], s.labels[:max_length]) for s in seqs]
+    width = max(len(s.ids) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s.ids)] = torch.tensor(s.ids)
+        labels[i, :len(s.labels)] = torch.tensor(s.labels)
+        mask[i, :len(s.ids)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+

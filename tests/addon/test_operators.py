@@ -1,0 +1,187 @@
+"""Every operator, headless, from the installed zip against the REAL backend process (tiny model).
+
+Generate makes takes (NLA strip with explicit settings, custom properties, transcript rounds);
+use_round and refine make child takes; cancel stops a job; apply_clip retargets a real CMU clip
+(.npz and BVH); FBX round-trips with equal keys at integer frames; BVH opens in Blender's importer;
+setup_backend without online access reports the command to run.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+import irmogen_extension as ext  # noqa: E402
+
+pytestmark = [pytest.mark.blender, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def addon(tmp_path_factory):
+    mod = ext.install()
+    ext.configure_backend(ext.tiny_model(tmp_path_factory.mktemp("tiny")))
+    ext.reset_scene()
+    yield mod
+    mod.bridge.BRIDGE.stop()
+
+
+@pytest.fixture(scope="module")
+def generated(addon):
+    """One generation shared by the tests that build on it."""
+    rig = ext.smpl_armature("Hero")
+    scene = bpy.context.scene
+    scene.frame_set(10)
+    s = scene.irmogen
+    s.prompt, s.max_rounds, s.seconds, s.variations = "a person walks forward", 2, 2.0, 1
+    assert bpy.ops.irmogen.generate() == {"FINISHED"}, s.error_message
+    return rig, rig.animation_data.action
+
+
+def test_generate_makes_a_take_on_the_timeline(addon, generated):
+    rig, take = generated
+    takes = addon.takes
+    info = takes.read_info(take)
+    assert info.kind == "generate" and info.prompt == "a person walks forward" and info.rounds >= 1
+    transcript = json.loads(info.transcript)
+    assert transcript["analysis"] and any(r.get("clip") for r in transcript["rounds"])
+    strip = takes.take_strip(rig, take)
+    assert (strip.frame_start, strip.blend_type, strip.extrapolation) == (10.0, "COMBINE", "NOTHING")
+    s = bpy.context.scene.irmogen
+    assert not s.running and s.transcript_take == take.name and len(s.rounds) >= 1 and s.analysis
+    assert not s.error_message
+    # the keys move the mapped bones
+    fc_count = sum(1 for _ in addon.keying.ChannelWriter(take, rig).channels())
+    assert fc_count >= 4 * 20
+
+
+def test_use_round_makes_that_round_the_active_motion(addon, generated):
+    rig, take = generated
+    first = json.loads(addon.takes.read_info(take).transcript)["rounds"][0]["round"]
+    assert bpy.ops.irmogen.use_round(take=take.name, round=first) == {"FINISHED"}
+    new = rig.animation_data.action
+    info = addon.takes.read_info(new)
+    assert new != take and info.kind == "round" and info.round_used == first and info.parent == take.name
+    with pytest.raises(RuntimeError, match="no motion for round 99"):  # reported as an error
+        bpy.ops.irmogen.use_round(take=take.name, round=99)
+    assert "round 99" in bpy.context.scene.irmogen.error_message
+
+
+def test_refine_makes_a_child_take(addon, generated):
+    rig, take = generated
+    scene = bpy.context.scene
+    scene.irmogen.take_index = bpy.data.actions.find(take.name)
+    scene.irmogen.instruction = "raise the arms higher"
+    n = len(addon.takes.takes_of(rig))
+    assert bpy.ops.irmogen.refine() == {"FINISHED"}, scene.irmogen.error_message
+    new = rig.animation_data.action
+    info = addon.takes.read_info(new)
+    assert len(addon.takes.takes_of(rig)) == n + 1
+    assert info.kind == "refine" and info.parent == take.name and info.extra["instruction"] == "raise the arms higher"
+
+
+def test_cancel(addon, generated):
+    assert bpy.ops.irmogen.cancel() == {"CANCELLED"}  # nothing running
+    s = addon.properties.read(bpy.context.scene)
+    s.max_rounds = 5
+    jobs = addon.jobs.start_generate(bpy.context, s)
+    assert bpy.ops.irmogen.cancel() == {"FINISHED"}
+    addon.jobs.wait(jobs, timeout=300)
+    assert jobs[0].status in {"cancelled", "done"}  # the tiny model may beat the cancel
+    made, errors = addon.jobs.finish(jobs)
+    assert not errors and bpy.context.scene.irmogen.running is False
+
+
+def test_missing_backend_shows_the_fix_in_the_panel(addon, generated, monkeypatch):
+    prefs = bpy.context.preferences.addons[ext.PACKAGE].preferences
+    monkeypatch.setenv("IRMOGEN_BACKEND_PYTHON", "/nonexistent/python")
+    monkeypatch.setattr(prefs, "python_path", "")
+    with pytest.raises(RuntimeError, match="no Python with the IRMoGen backend"):
+        bpy.ops.irmogen.generate()
+    s = bpy.context.scene.irmogen
+    assert "no Python" in s.error_message and s.error_fix == "irmogen.setup_backend" and s.error_hint
+
+
+def _keys(rig, frames):
+    out = []
+    for f in frames:
+        bpy.context.scene.frame_set(f)
+        out.append([np.array(pb.matrix) for pb in sorted(rig.pose.bones, key=lambda b: b.name)])
+    return np.array(out)
+
+
+def test_export_fbx_round_trip(addon, generated, tmp_path):
+    rig, _ = generated
+    bpy.context.view_layer.objects.active = rig
+    take = rig.animation_data.action
+    start, end = (int(v) for v in addon.keying.frame_range(take))
+    frames = list(range(start, end + 1, 3))
+    ours = _keys(rig, frames)
+    path = tmp_path / "take.fbx"
+    assert bpy.ops.irmogen.export_fbx(filepath=str(path)) == {"FINISHED"}
+    rig.name = "Hero_original"
+    before = set(bpy.data.objects)
+    bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0, ignore_leaf_bones=False,
+                             automatic_bone_orientation=False)
+    back = next(o for o in set(bpy.data.objects) - before if o.type == "ARMATURE")
+    theirs = _keys(back, frames)
+    np.testing.assert_allclose(theirs[..., :3, 3], ours[..., :3, 3], atol=1e-3)   # bone heads, metres
+    np.testing.assert_allclose(theirs[..., :3, :3], ours[..., :3, :3], atol=2e-3)  # orientations
+
+
+def test_export_bvh_opens_in_blenders_importer(addon, generated, tmp_path):
+    rig, _ = generated
+    bpy.context.view_layer.objects.active = rig
+    path = tmp_path / "take.bvh"
+    assert bpy.ops.irmogen.export_bvh(filepath=str(path)) == {"FINISHED"}
+    before = set(bpy.data.objects)
+    assert bpy.ops.import_anim.bvh(filepath=str(path)) == {"FINISHED"}
+    back = next(o for o in set(bpy.data.objects) - before if o.type == "ARMATURE")
+    assert {b.name for b in back.data.bones} == {b.name for b in rig.data.bones}
+    start, end = addon.keying.frame_range(rig.animation_data.action)
+    assert back.animation_data.action.frame_range[1] - back.animation_data.action.frame_range[0] == end - start
+
+
+def test_setup_backend_without_online_access_reports_the_command(addon):
+    assert not bpy.app.online_access  # the bpy module starts offline
+    with pytest.raises(RuntimeError, match="online access is off"):
+        bpy.ops.irmogen.setup_backend()
+    s = bpy.context.scene.irmogen
+    assert "online access" in s.error_message
+    assert "-m venv" in s.error_hint and "pip install" in s.error_hint and "backend" in s.error_hint
+
+
+@pytest.fixture(scope="module")
+def cmu_clip(data_dir, tmp_path_factory):
+    from irmogen.io import load_motion, save_bvh
+
+    clip = load_motion(data_dir / "cmu/bvh_cc/002_01.bvh.gz")
+    folder = tmp_path_factory.mktemp("clips")
+    return clip, clip.save(folder / "walk.npz"), save_bvh(clip, folder / "walk.bvh")
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", ["npz", "bvh"])
+def test_apply_clip(addon, cmu_clip, kind):
+    clip, npz, bvh = cmu_clip
+    ext.reset_scene()
+    rig = ext.smpl_armature("Walker")
+    path = npz if kind == "npz" else bvh
+    assert bpy.ops.irmogen.apply_clip(filepath=str(path)) == {"FINISHED"}, bpy.context.scene.irmogen.error_message
+    take = rig.animation_data.action
+    info = addon.takes.read_info(take)
+    assert info.kind == "clip" and addon.takes.take_strip(rig, take) is not None
+    start, end = addon.keying.frame_range(take)
+    fps = bpy.context.scene.render.fps
+    assert abs((end - start + 1) - clip.num_frames * fps / clip.fps) <= 2  # resampled to the scene fps
+
+
+def test_apply_clip_rejects_other_files(addon, tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    ext.smpl_armature("Other")
+    with pytest.raises(RuntimeError, match="not a clip .npz or a .bvh"):
+        bpy.ops.irmogen.apply_clip(filepath=str(bad))
+    assert "notes.txt" in bpy.context.scene.irmogen.error_message

@@ -1,0 +1,88 @@
+"""The field's metrics on synthetic embeddings whose answers are known in closed form."""
+import numpy as np
+import pytest
+
+from irmogen.errors import IrmogenError
+from irmogen.evaluate import metrics as M
+
+
+def test_perfectly_aligned_embeddings_are_all_hits_at_zero_distance():
+    e = np.random.default_rng(0).normal(size=(64, 16))
+    out = M.evaluate_embeddings(e, e.copy(), repetitions=5)
+    for k in ("top1", "top2", "top3"):
+        assert out[k]["mean"] == 1.0 and out[k]["interval"] == 0.0
+    assert out["mm_dist"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert out["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_r_precision_counts_the_rank_of_the_true_motion_per_text():
+    # texts at x = 10 i, motions at 10 i + 6: for i >= 1 motion i-1 (at 10 i - 4) is nearer than
+    # motion i, so every text but the first has its motion second
+    x = 10.0 * np.arange(32)
+    text = np.stack([x, np.zeros(32)], 1)
+    motion = np.stack([x + 6.0, np.zeros(32)], 1)
+    hits, matched = M.r_precision(text, motion)
+    assert hits.tolist() == [1, 32, 32]
+    assert matched == pytest.approx(32 * 6.0)
+
+
+def test_random_embeddings_score_near_chance():
+    rng = np.random.default_rng(1)
+    text, motion = rng.normal(size=(3200, 8)), rng.normal(size=(3200, 8))
+    out = M.evaluate_embeddings(text, motion, repetitions=3)
+    assert out["top1"]["mean"] == pytest.approx(1 / 32, abs=0.01)
+    assert out["top3"]["mean"] == pytest.approx(3 / 32, abs=0.015)
+
+
+def test_fid_is_zero_for_identical_sets_and_the_squared_shift_for_translated_ones():
+    real = np.random.default_rng(2).normal(size=(500, 6))
+    assert M.fid(real, real) == pytest.approx(0.0, abs=1e-6)
+    shift = np.array([1.0, -2.0, 0.5, 0.0, 0.0, 3.0])
+    assert M.fid(real, real + shift) == pytest.approx(float(shift @ shift), rel=1e-6)
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
+    s1, s2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
+    mu1, mu2 = np.zeros(3), np.array([1.0, 1.0, 0.0])
+    expected = 2.0 + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
+    assert M.frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected)
+
+
+def test_diversity_of_equidistant_points_is_their_distance_except_for_repeated_pairs():
+    e = 3.0 * np.eye(400)  # every two distinct rows are 3 * sqrt(2) apart
+    d = M.diversity(e, 300, np.random.default_rng(0))
+    assert 0.97 * 3 * np.sqrt(2) < d <= 3 * np.sqrt(2)
+    assert M.diversity(np.ones((10, 4)), 10, np.random.default_rng(0)) == 0.0
+    with pytest.raises(IrmogenError):
+        M.diversity(e[:5], 300, np.random.default_rng(0))
+
+
+def test_multimodality_is_zero_for_repeated_identical_generations_and_positive_otherwise():
+    same = np.repeat(np.random.default_rng(3).normal(size=(5, 1, 8)), 30, axis=1)
+    assert M.multimodality(same, 10, np.random.default_rng(0)) == 0.0
+    varied = same + np.random.default_rng(4).normal(size=same.shape)
+    assert M.multimodality(varied, 10, np.random.default_rng(0)) > 0.5
+
+
+def test_mean_interval_is_1_96_std_over_sqrt_n():
+    v = np.arange(20.0)
+    out = M.mean_interval(v)
+    assert out["mean"] == pytest.approx(9.5)
+    assert out["interval"] == pytest.approx(1.96 * v.std() / np.sqrt(20))
+
+
+def test_counts_follow_the_protocol_and_shrink_for_small_sets():
+    rng = np.random.default_rng(5)
+    e = rng.normal(size=(70, 4))
+    out = M.evaluate_embeddings(e, e + 0.1 * rng.normal(size=e.shape), repetitions=4,
+                                mm_embeddings=rng.normal(size=(3, 30, 4)))
+    assert out["counts"] == {"samples": 70, "batch_size": 32, "batches": 2, "repetitions": 4,
+                             "diversity_times": 70, "mm_texts": 3, "mm_repeats": 30, "mm_times": 10}
+    assert set(out) == {*M.METRICS, "mmodality", "counts"}
+    small = M.evaluate_embeddings(e[:10], e[:10], repetitions=2)
+    assert small["counts"]["batch_size"] == 10 and small["top1"]["mean"] == 1.0
+
+
+def test_mismatched_embeddings_are_refused():
+    with pytest.raises(IrmogenError, match="must be equal"):
+        M.evaluate_embeddings(np.zeros((40, 4)), np.zeros((40, 5)))
