@@ -102,6 +102,8 @@ def build_prompt(caption: str, bos_token: str | None = "<bos>", tokenizer=None) 
 # refinement, goal-only refinement and captioning wordings are ours, kept in the same style, and the
 # training data engine must use these very strings. `{motion}` is `<Motion>...</Motion>` text.
 GENERATE_TASK = "Generate a motion that depicts {caption}."
+ANALYZE_TASK = "Goal text: {caption}. Analyze the goal text and identify the critical aspects to generate the motion."
+ANALYSIS_GENERATE_TASK = "Goal text: {caption}. Analysis: {analysis} Generate a motion according to the analysis."
 ASSESS_TASK = ("Motion: {motion}. Goal text: {caption}. Assess the alignment between the motion and "
                "the goal text.")
 REFINEMENT_TASK = ("Motion: {motion}. Goal text: {caption}. Determine how to refine the generated "
@@ -128,6 +130,17 @@ def _sentence(text: str) -> str:
 
 def generation_prompt(caption: str, bos_token="<bos>", tokenizer=None) -> str:
     return frame(GENERATE_TASK.format(caption=_sentence(normalize_caption(caption, tokenizer))), bos_token)
+
+
+def analysis_prompt(caption: str, bos_token="<bos>", tokenizer=None) -> str:
+    """Stage-1 goal analysis: the answer names the goal's critical aspects."""
+    return frame(ANALYZE_TASK.format(caption=_sentence(normalize_caption(caption, tokenizer))), bos_token)
+
+
+def analysis_generation_prompt(caption: str, analysis: str, bos_token="<bos>", tokenizer=None) -> str:
+    """Stage-1 analysis-guided generation: the answer is the motion."""
+    return frame(ANALYSIS_GENERATE_TASK.format(caption=_sentence(normalize_caption(caption, tokenizer)),
+                                               analysis=" ".join(analysis.split())), bos_token)
 
 
 def assessment_prompt(codes, caption: str, bos_token="<bos>", tokenizer=None) -> str:

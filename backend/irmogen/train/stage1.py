@@ -13,8 +13,6 @@ codes through the cache (a random augmented variant per use):
                                                                             "No refinements needed.")
   refine_direct           direct_refinement_prompt(motion, caption)      -> target motion
   refine_instructed       instructed_refinement_prompt(motion, instr., caption) -> target motion
-The analysis prompts have no builder in `reasoning.template` yet; they are defined here in the
-template's style (ANALYZE_TASK, ANALYSIS_GENERATE_TASK) and should move there.
 Prompt tokens are masked; answers end with eos. To keep the base tasks, a share `base_ratio`
 (default 0.2) of every batch are base examples (dataset captions: generation or captioning, as in
 `train base`). Paper: full fine-tuning, lr 1e-5, 15 epochs, sequences <= 2048. Must not import bpy.
@@ -36,8 +34,6 @@ from .sequences import Renderer, Sequence
 
 TASKS = ("caption", "generate", "analyze", "generate_from_analysis", "assess", "instruct", "refine_direct",
          "refine_instructed")
-ANALYZE_TASK = "Goal text: {caption}. Analyze the goal text and identify the critical aspects to generate the motion."
-ANALYSIS_GENERATE_TASK = "Goal text: {caption}. Analysis: {analysis} Generate a motion according to the analysis."
 
 
 @dataclass
@@ -53,20 +49,6 @@ HELP = {"data": "dataset folder (HumanML3D layout)", "model": "input model direc
         "engine": "data engine folder holding stage1.jsonl", "codes": "codes cache (codes.npz)"}
 
 
-def _plain(text: str) -> str:
-    return " ".join(text.split()).rstrip(".")
-
-
-def analysis_prompt(caption: str, bos="<bos>", tokenizer=None) -> str:
-    return T.frame(ANALYZE_TASK.format(caption=_plain(T.normalize_caption(caption, tokenizer))), bos)
-
-
-def analysis_generation_prompt(caption: str, analysis: str, bos="<bos>", tokenizer=None) -> str:
-    task = ANALYSIS_GENERATE_TASK.format(caption=_plain(T.normalize_caption(caption, tokenizer)),
-                                         analysis=" ".join(analysis.split()))
-    return T.frame(task, bos)
-
-
 def render_record(r: Renderer, cache: CodesCache, rec: dict, rng) -> Sequence:
     """One stage-1 record -> a training sequence (prompt masked)."""
     task, caption = rec.get("task"), rec.get("caption") or ""
@@ -79,9 +61,9 @@ def render_record(r: Renderer, cache: CodesCache, rec: dict, rng) -> Sequence:
     if task == "generate":
         return r.motion_answer(T.generation_prompt(caption, r.bos, r.tokenizer), target())
     if task == "analyze":
-        return r.text_answer(analysis_prompt(caption, r.bos, r.tokenizer), answer("analysis"))
+        return r.text_answer(T.analysis_prompt(caption, r.bos, r.tokenizer), answer("analysis"))
     if task == "generate_from_analysis":
-        return r.motion_answer(analysis_generation_prompt(caption, need("analysis"), r.bos, r.tokenizer), target())
+        return r.motion_answer(T.analysis_generation_prompt(caption, need("analysis"), r.bos, r.tokenizer), target())
     if task == "assess":
         return r.text_answer(T.assessment_prompt(motion(), caption, r.bos, r.tokenizer), answer("assessment"))
     if task == "instruct":
