@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import bridge, jobs, operators, panels, preferences, properties
+from . import bridge, jobs, operators, ops_mannequin, panels, preferences, properties
 
-_MODULES = (preferences, properties, operators, panels)
+_MODULES = (preferences, properties, operators, ops_mannequin, panels)
 
 
 def _tick():

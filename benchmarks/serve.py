@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from irmogen.client import BackendClient
-from irmogen.serve import default_model_dir
+from irmogen.models import default_model_dir
 
 PROMPT = "a person walks forward, turns around and waves with the right hand"
 

@@ -106,6 +106,8 @@ COMMANDS = {
     "data": ("build training datasets", _data),
     "engine": ("the data engine: stage-1 records and stage-2 reasoning traces", _engine),
     "train": ("train a model stage by stage (or `train all`)", _train),
+    "serve": ("the backend server: JSON lines on stdin/stdout (used by the Blender add-on)",
+              _module_command("irmogen.serve")),
     "eval": ("R-Precision, FID, MM-Dist, Diversity, MModality of a model", _module_command("irmogen.evaluate.run")),
 }
 

@@ -28,7 +28,7 @@ from . import protocol as P
 from .errors import IrmogenError
 
 # The lead switches this to (sys.executable, "-m", "irmogen", "serve") once the CLI is wired.
-DEFAULT_COMMAND = (sys.executable, "-m", "irmogen.serve")
+DEFAULT_COMMAND = (sys.executable, "-m", "irmogen", "serve")
 STARTUP_TIMEOUT_S = 300.0   # a Gemma-2B checkpoint can take minutes to load from a slow disk
 
 
@@ -169,6 +169,18 @@ class BackendClient:
         return event
 
     # ---- shutting down -------------------------------------------------------------------------
+    def end_input(self) -> None:
+        """Close the server's stdin: end of input, after which it cancels its jobs and exits."""
+        with self._write_lock:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+
+    def wait_exit(self, timeout: float | None = None) -> int:
+        """Wait for the server process to exit; its exit code (subprocess.TimeoutExpired after `timeout`)."""
+        return self._proc.wait(timeout)
+
     def close(self, timeout: float = 30.0) -> int | None:
         """Shut the server down (cancelling its jobs) and wait for it to exit; returns its exit code.
         A server that does not exit within `timeout` is killed."""
@@ -177,10 +189,7 @@ class BackendClient:
                 self.call("shutdown", timeout=timeout)
             except IrmogenError:
                 pass
-        try:
-            self._proc.stdin.close()
-        except OSError:
-            pass
+        self.end_input()
         try:
             code = self._proc.wait(timeout)
         except subprocess.TimeoutExpired:

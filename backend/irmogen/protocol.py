@@ -4,7 +4,25 @@ Newline-delimited JSON over the server's stdin/stdout (DESIGN.md, "Backend proto
     request  {"id": <str or int>, "method": <name>, "params": {...}}
     reply    {"id": <the request's id>, "event": <name>, "data": {...}}   (`hello`: id null)
 Every request ends with exactly one FINAL event (result, error, cancelled, or status for `status`);
-jobs may first send queued / progress / round. An error's data is {code, message, hint}.
+jobs may first send queued / progress / round. An error's data is {code, message, hint}; a line
+with no usable id is answered with id null. Blank lines are ignored; everything else gets a reply.
+
+Methods (params; what comes back). Sampling params of every model call: greedy (default true),
+temperature, top_p, seed (a sampled job without one reports the seed it drew).
+  generate   text, seconds?, max_rounds?, max_text_tokens?, payload?  -> `progress` {tokens, round};
+             `round` {kind: analysis | motion (codes, clip) | assessment (assessment, refinement,
+             satisfied), round, tokens}; `result` {clip, codes, transcript (JSON), rounds, finished,
+             satisfied, text, seed, tokens, warnings, timings}
+  refine     clip | codes, instruction and/or text, seconds?, payload?  -> `round` (motion), `result`
+             {clip, codes, mode: instructed | direct, seed, warnings, timings}
+  assess     clip | codes, text  -> `round` (assessment), `result` {assessment, refinement, satisfied}
+  caption    clip | codes  -> `result` {caption}
+  load_model model (directory, .json spec path, or spec object)  -> `result` {model}
+  cancel     id (a running or queued job)  -> `result` {cancelled, state}; the job ends `cancelled`
+  status     -> `status` {state, running, queued, model, device, dtype}, answered at once
+  shutdown   -> queued and running jobs end `cancelled`, then `result`, then the server exits 0
+Jobs (generate, refine, assess, caption, load_model) run one at a time; a waiting job gets
+`queued` {position} (1 = next), again whenever it moves up.
 
 Motion payload: a clip as {fps, joint_names, parents, offsets, rotations, root_translation,
 positions, text}; each array is nested lists of numbers OR {"dtype": "float32"|"int32", "shape": [...],

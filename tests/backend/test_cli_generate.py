@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from irmogen.clip import Clip
-from irmogen.llm.loaders import default_model_dir
+from irmogen.models import default_model_dir
 from irmogen.reasoning.parser import Trace
 from irmogen.rotations import forward_kinematics
 

@@ -217,9 +217,9 @@ def test_without_a_model_the_server_says_why_and_exits_on_end_of_input(model_dir
     assert reply["event"] == "error" and reply["data"]["code"] == P.NO_MODEL and "load_model" in reply["data"]["hint"]
     assert client.call("load_model", {"model": str(model_dir)}, timeout=60)["event"] == "result"
     job = client.request("generate", {"text": "a man waves", **QUICK})
-    client._proc.stdin.close()  # end of input: the server cancels or finishes, then exits 0
+    client.end_input()  # the server cancels or finishes the job, then exits 0
     assert client.wait(job, timeout=60)["event"] in ("result", "cancelled")
-    assert client._proc.wait(30) == 0
+    assert client.wait_exit(30) == 0
 
 
 def test_sigterm_cancels_the_running_job_and_exits_cleanly(model_dir):
@@ -228,5 +228,16 @@ def test_sigterm_cancels_the_running_job_and_exits_cleanly(model_dir):
     first_round(client, job)
     os.kill(client.pid, signal.SIGTERM)
     assert client.wait(job, timeout=60)["event"] == "cancelled"
-    assert client._proc.wait(30) == 0
+    assert client.wait_exit(30) == 0
     assert client.close() == 0
+
+
+def test_split_lines_bounds_memory_and_keeps_line_order_across_chunks():
+    from irmogen.serve.server import split_lines
+
+    data = b"ab\ncdefghij\n\nklmnopqrstuvwxyz0123\nend"
+    for size in (1, 3, 7, 64):
+        chunks = iter([data[i:i + size] for i in range(0, len(data), size)])
+        assert list(split_lines(lambda: next(chunks, b""), limit=10)) == [b"ab", b"cdefghij", b"", None, b"end"]
+    chunks = iter([b"x" * 25])
+    assert list(split_lines(lambda: next(chunks, b""), limit=10)) == [None]

@@ -24,6 +24,7 @@ from transformers.initialization import no_init_weights
 
 from ..device import resolve_device
 from ..errors import IrmogenError
+from ..models import default_model_dir
 from ..vq import MotionVQ
 from .model import MotionLLM, MotionLLMConfig, llm_config_dict
 from .tokens import add_motion_tokens
@@ -38,12 +39,6 @@ _LORA_KEY = re.compile(r"\.lora_[AB]\.([^.]+)\.weight$")
 _WEIGHT_GLOBS = ("*.safetensors", "pytorch_model*.bin")
 # Input-side then output-side row tensors, each side in the order they are written.
 _ROW_KEYS = ("model.embed_tokens.weight", "embeddings", "lm_head.weight", "lm_head")
-
-
-def default_model_dir() -> Path | None:
-    """The small model that ships inside the package (models/default), when it is installed."""
-    d = Path(__file__).resolve().parents[1] / "models" / "default"
-    return d if (d / "config.json").is_file() else None
 
 
 def resolve_model_spec(spec):

@@ -3,6 +3,6 @@
 Rooms: `server` (stdio, threads, queue, cancel, shutdown, entry points) and `jobs` (the loaded model
 and one handler per job method). The message schema lives in irmogen.protocol. Must not import bpy.
 """
-from .server import add_arguments, default_model_dir, main, run
+from .server import add_arguments, main, run
 
-__all__ = ["add_arguments", "default_model_dir", "main", "run"]
+__all__ = ["add_arguments", "main", "run"]

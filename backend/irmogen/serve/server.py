@@ -27,6 +27,7 @@ from pathlib import Path
 from .. import __version__
 from .. import protocol as P
 from ..errors import IrmogenError
+from ..models import default_model_dir
 
 log = logging.getLogger("irmogen.serve")
 READ_CHUNK = 1 << 20          # bytes per os.read of stdin
@@ -110,8 +111,7 @@ class Server:
         self.writer.emit(None, "hello", hello)
         worker = threading.Thread(target=self._work, name="irmogen-worker", daemon=True)
         worker.start()
-        # Daemon, and reading with os.read (no buffered-file lock): a reader still blocked on stdin
-        # at exit cannot hold up or crash interpreter shutdown.
+        # Daemon, reading with os.read (no buffered-file lock): blocked on stdin, it never holds up the exit.
         threading.Thread(target=self._read, name="irmogen-reader", daemon=True).start()
         while not self.stop.wait(0.5):
             pass
@@ -120,8 +120,7 @@ class Server:
     # ---- reader thread -------------------------------------------------------------------------
     def _read(self) -> None:
         # Every step that writes (replies, logs) holds `gate` and checks `closed`: once the main
-        # thread has closed the gate and is finalising the interpreter, this daemon thread must not
-        # touch a buffered stream again (CPython aborts when one is busy at shutdown).
+        # thread has closed the gate, this daemon thread writes nothing more.
         try:
             lines = split_lines(lambda: os.read(self.in_fd, READ_CHUNK), P.MAX_LINE_BYTES)
             for n, line in enumerate(lines, 1):
@@ -266,7 +265,11 @@ class Server:
             self.running = None
             if final is None:
                 final = ("error", P.error_data(P.INTERNAL, f"{job.method} ended without a result"))
-            self.writer.emit(job.id, *final)
+            try:
+                self.writer.emit(job.id, *final)
+            except ValueError as e:  # NaN or a non-JSON value in the result
+                final = ("error", P.error_data(P.INTERNAL, f"{job.method}: the result is not valid JSON ({e})"))
+                self.writer.emit(job.id, *final)
         log.info("job %r: %s %s after %.3f s", job.id, job.method, final[0], time.perf_counter() - job.started)
 
     # ---- the end -------------------------------------------------------------------------------
@@ -288,9 +291,6 @@ class Server:
         log.info("shut down")
         with self.gate:
             self.closed = True
-        if worker.is_alive():  # a daemon thread that may still log: leave without finalising
-            sys.stderr.flush()
-            os._exit(0)
         return 0
 
 
@@ -299,12 +299,6 @@ def _same_id(a, b) -> bool:
 
 
 # ---- entry points ----------------------------------------------------------------------------
-def default_model_dir() -> Path | None:
-    """The model shipped inside the package (irmogen/models/default), or None while there is none."""
-    d = Path(__file__).resolve().parent.parent / "models" / "default"
-    return d if (d / "config.json").is_file() else None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model directory or .json model spec (default: the shipped default "
                                         "model, when installed)")
@@ -315,7 +309,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until shutdown; 0 on a clean exit, 2 when the device cannot be used."""
+    """Serve until shutdown, then END THE PROCESS with status 0; returns 2 only when the device cannot
+    be used (before serving). The process ends with os._exit after flushing every stream: a normal
+    interpreter shutdown with torch's threads and the blocked stdin reader around can abort
+    ("terminate called without an active exception"), which a client would see as a crash."""
     _configure_logging(args.log_level)
     in_fd, out = _claim_stdio()
     from .jobs import Session
@@ -342,7 +339,14 @@ def run(args: argparse.Namespace) -> int:
         log.warning("no model: %s", model_error["message"])
     server = Server(session, out, in_fd)
     _install_signal_handlers(server.stop)
-    return server.serve(hello_data(session, model_error))
+    code = server.serve(hello_data(session, model_error))
+    logging.shutdown()
+    for stream in (out, sys.stderr, sys.__stderr__):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def hello_data(session, model_error: dict | None) -> dict:
