@@ -120,7 +120,7 @@ def _render_settings(scene, tile: tuple[int, int]):
             _saved(r.image_settings, ["file_format", "color_mode"]), \
             _saved(scene.view_settings, ["view_transform", "look"]), \
             _saved(shading, ["light", "color_type", "show_shadows", "show_cavity"]), \
-            _saved(scene, ["camera", "frame_current"]):
+            _saved(scene, ["camera"]):
         r.engine = "BLENDER_WORKBENCH"
         r.resolution_x, r.resolution_y = tile
         r.resolution_percentage = 100
@@ -213,8 +213,8 @@ def render_contact_sheet(scene, obj, path, frame_range: tuple[int, int], count: 
     path.parent.mkdir(parents=True, exist_ok=True)
     start, end = int(frame_range[0]), int(frame_range[1])
     frames = sample_frames(start, end, count)
-    with _saved(scene, ["frame_current"]):
-        points = motion_points(scene, obj, start, end)
+    current = scene.frame_current
+    points = motion_points(scene, obj, start, end)
     direction = view_direction(points)
     location, rotation = frame_camera(points, direction, tile_size[0] / tile_size[1])
     lo, hi = points.reshape(-1, 3).min(0), points.reshape(-1, 3).max(0)
@@ -227,6 +227,7 @@ def render_contact_sheet(scene, obj, path, frame_range: tuple[int, int], count: 
             render.filepath = str(Path(tmp) / f"frame_{f:05d}.png")
             bpy.ops.render.render(write_still=True)
             images.append(_read_png(Path(render.filepath), tile_size))
+    scene.frame_set(current)
     sheet = tile(images, min(columns, len(images)))
     _write_png(sheet, path)
     return Sheet(path=path, frames=frames, size=(sheet.shape[1], sheet.shape[0]))

@@ -104,16 +104,18 @@ def _point(pos: np.ndarray, spec) -> np.ndarray:
 
 
 def bone_tails(pos: np.ndarray) -> np.ndarray:
-    """(22, 3) bone tails: the only child (spine3: the neck; pelvis: spine1), else past the leaf."""
+    """(22, 3) bone tails: the only child (pelvis: spine1, spine3: the neck); leaves (head, wrists,
+    toes) continue their parent's segment, as the clip's joints do, so retargeting needs no
+    calibration on this rig."""
     tails = np.empty_like(pos)
-    leaf = {"head": 0.13, "left_wrist": 0.1, "right_wrist": 0.1, "left_foot": 0.06, "right_foot": 0.06}
+    leaf_length = {"head": 0.13, "left_wrist": 0.1, "right_wrist": 0.1, "left_foot": 0.06, "right_foot": 0.06}
     child = {"pelvis": "spine1", "spine3": "neck"}
     for j, name in enumerate(JOINTS):
-        kids = [c for c, p in enumerate(PARENTS) if p == j]
-        if name in leaf:
-            tails[j] = _point(pos, (name, leaf[name]))
+        if name in leaf_length:
+            segment = pos[j] - pos[PARENTS[j]]
+            tails[j] = pos[j] + leaf_length[name] * segment / np.linalg.norm(segment)
         else:
-            tails[j] = pos[INDEX[child[name]]] if name in child else pos[kids[0]]
+            tails[j] = pos[INDEX[child[name]]] if name in child else pos[PARENTS.index(j)]  # first child
     return tails
 
 

@@ -1,6 +1,7 @@
 """`irmogen.add_mannequin`: add the built-in skinned mannequin (a preview dummy) at the 3D cursor.
 
-Thin: the body is built by `mannequin.build_mannequin`. Imports bpy and the add-on's modules only.
+Thin: the body is built by `mannequin.build_mannequin`. The operator puts itself in the 3D View's
+Add > Armature menu when it is registered. Imports bpy and the add-on's modules only.
 """
 from __future__ import annotations
 
@@ -28,6 +29,19 @@ class IRMOGEN_OT_add_mannequin(bpy.types.Operator):
         context.view_layer.objects.active = rig
         self.report({"INFO"}, f"IRMoGen: added {rig.name}")
         return {"FINISHED"}
+
+    # bpy.utils.register_class / unregister_class call these classmethods.
+    @classmethod
+    def register(cls):
+        bpy.types.VIEW3D_MT_armature_add.append(_menu)
+
+    @classmethod
+    def unregister(cls):
+        bpy.types.VIEW3D_MT_armature_add.remove(_menu)
+
+
+def _menu(self, context):
+    self.layout.operator(IRMOGEN_OT_add_mannequin.bl_idname, text="IRMoGen Mannequin", icon="OUTLINER_OB_ARMATURE")
 
 
 classes = (IRMOGEN_OT_add_mannequin,)

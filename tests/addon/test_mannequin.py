@@ -6,6 +6,9 @@ view, the tiles in a grid of the promised size, the scene left as it was.
 """
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -20,6 +23,7 @@ pytestmark = [pytest.mark.blender, pytest.mark.slow]
 def addon():
     mod = ext.install()
     ext.reset_scene()
+    importlib.import_module(ext.PACKAGE + ".contact_sheet")  # not imported by the add-on itself
     return mod
 
 
@@ -43,7 +47,9 @@ def test_add_mannequin_makes_a_t_pose_humanoid_facing_minus_y(addon):
     bpy.context.scene.cursor.location = (1.0, 2.0, 0.0)
     assert bpy.ops.irmogen.add_mannequin() == {"FINISHED"}
     rig = bpy.context.view_layer.objects.active
-    assert rig.type == "ARMATURE" and [b.name for b in rig.data.bones] == list(addon.protocol.JOINT_NAMES)
+    names, parents = addon.protocol.JOINT_NAMES, addon.protocol.PARENTS
+    assert rig.type == "ARMATURE" and {b.name: b.parent.name if b.parent else None for b in rig.data.bones} \
+        == {n: names[p] if p >= 0 else None for n, p in zip(names, parents)}
     head = {b.name: np.array(b.head_local) for b in rig.data.bones}
     assert head["left_wrist"][0] > 0.6 and head["right_wrist"][0] < -0.6          # arms out, left = +X
     assert abs(head["left_wrist"][2] - head["left_shoulder"][2]) < 0.05          # T-pose: arms level
@@ -53,9 +59,9 @@ def test_add_mannequin_makes_a_t_pose_humanoid_facing_minus_y(addon):
     assert abs(co[:, 2].min()) < 0.005 and 1.6 < co[:, 2].max() < 1.9            # soles on the floor, metres
     np.testing.assert_allclose(co[:, :2].mean(0), (1.0, 2.0), atol=0.05)          # at the 3D cursor
     assert any(m.type == "ARMATURE" and m.object == rig for m in body.modifiers)
-    if hasattr(addon, "rigmap"):
-        found = addon.rigmap.detect([b.name for b in rig.data.bones])
-        assert found.name == "smpl" and len(found.mapping) == 22
+    maps = addon.rigmap.load_maps(Path(addon.__file__).parent / "rigs")
+    found = addon.rigmap.detect([b.name for b in rig.data.bones], maps)
+    assert found.name == "smpl" and len(found.mapping) == 22
 
 
 def test_each_vertex_follows_exactly_one_bone(addon):

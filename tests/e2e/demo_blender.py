@@ -3,19 +3,21 @@
     python tests/e2e/demo_blender.py --zip dist/irmogen-0.1.0.zip --out out --text "a person walks" \
         (--model default | --model MODEL_DIR | --clip CLIP.npz [--source-label TEXT]) [--backend-python PY]
 
-Run it with the Python of the bpy environment (`python build.py demo` does). Steps, each through the
-add-on as a user would drive it: install and enable the extension (its user folder is OUT/blender-user,
-so the takes' clips stay beside the .blend), add the mannequin (`irmogen.add_mannequin`), then either
-generate against the real backend process (`irmogen.generate`, with `--model`) or apply a clip
-(`irmogen.apply_clip`, with `--clip`), save OUT/demo.blend with the take on the NLA, export
-OUT/demo.fbx and OUT/demo.bvh (`irmogen.export_fbx` / `export_bvh`), render OUT/contact_sheet.png,
-write OUT/transcript.json and print the transcript as text. Exit status 0 when everything was written.
+Run it with the Python of the bpy environment (`python build.py demo` does). Each step goes
+through the add-on as a user would drive it: install and enable the extension (Blender's user
+folder is OUT/blender-user, so the takes' clips stay beside the .blend), add the mannequin
+(`irmogen.add_mannequin`), then either generate against the real backend process
+(`irmogen.generate`, with `--model`) or apply a clip (`irmogen.apply_clip`, with `--clip`), save
+OUT/demo.blend with the take on the NLA, export OUT/demo.fbx and OUT/demo.bvh
+(`irmogen.export_fbx` / `export_bvh`), render OUT/contact_sheet.png, write OUT/transcript.json and
+print the transcript as text. Exit status 0 when everything was written.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import os
 import shutil
 import sys
 import threading
@@ -30,16 +32,12 @@ def say(message: str) -> None:
     print(f"[{time.monotonic() - T0:6.1f} s] {message}", flush=True)
 
 
-def install(zip_path: Path, user: Path):
-    """Install and enable the extension from its zip into a user_default repository under `user`."""
+def install(zip_path: Path):
+    """Install and enable the extension from its zip into the user_default repository."""
     import addon_utils
     import bpy
 
     bpy.ops.wm.read_homefile(use_empty=True)
-    if user.exists():
-        shutil.rmtree(user)
-    repo = next(r for r in bpy.context.preferences.extensions.repos if r.module == "user_default")
-    repo.use_custom_directory, repo.custom_directory = True, str(user / "extensions")
     result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo="user_default",
                                                       enable_on_install=True)
     if result != {"FINISHED"} or not addon_utils.check(PACKAGE)[1]:
@@ -83,11 +81,18 @@ def generate(addon, text: str, model: str, python: str, seconds: float, max_roun
     try:
         bpy.ops.irmogen.generate()
     except RuntimeError:
-        sys.exit(f"demo: generation failed: {s.error_message}. {s.error_hint}")
+        sys.exit(f"demo: generation failed: {_reason(s)}")
     finally:
         stop.set()
         watcher.join()
         addon.bridge.BRIDGE.stop()
+
+
+def _reason(live) -> str:
+    """The add-on's error as the panel shows it (message and hint), or a pointer to the traceback."""
+    if not live.error_message:
+        return "an unexpected error in the add-on (the traceback is above)"
+    return f"{live.error_message}. {live.error_hint}" if live.error_hint else live.error_message
 
 
 def apply_clip(clip: Path) -> None:
@@ -97,8 +102,7 @@ def apply_clip(clip: Path) -> None:
     try:
         bpy.ops.irmogen.apply_clip(filepath=str(clip))
     except RuntimeError:
-        s = bpy.context.scene.irmogen
-        sys.exit(f"demo: applying {clip} failed: {s.error_message}. {s.error_hint}")
+        sys.exit(f"demo: applying {clip} failed: {_reason(bpy.context.scene.irmogen)}")
 
 
 def transcript_of(addon, take, args, frame_range, rig) -> dict:
@@ -138,6 +142,11 @@ def readable(t: dict) -> str:
     return "\n".join(lines)
 
 
+def _size(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    return int(w), int(h or w)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zip", type=Path, required=True, help="the extension zip (python build.py package)")
@@ -151,16 +160,22 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=0.0, help="motion length (0: the model decides)")
     ap.add_argument("--max-rounds", type=int, default=3)
     ap.add_argument("--frames", type=int, default=12, help="tiles of the contact sheet")
-    ap.add_argument("--tile", type=int, default=320, help="tile size of the contact sheet, pixels")
+    ap.add_argument("--tile", type=_size, default=(320, 240), help="tile size of the contact sheet, WxH pixels")
     args = ap.parse_args(argv)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 
+    # Blender's user folder (preferences, extensions, the add-on's takes) goes under OUT, read
+    # before bpy starts: the demo never touches the user's own Blender set-up.
+    user = out / "blender-user"
+    if user.exists():
+        shutil.rmtree(user)
+    os.environ["BLENDER_USER_RESOURCES"] = str(user)
     say("starting Blender (bpy module)")
     import bpy
 
-    say(f"installing the extension {args.zip.name} (user folder {out / 'blender-user'})")
-    addon = install(args.zip.resolve(), out / "blender-user")
+    say(f"installing the extension {args.zip.name} (Blender user folder {user})")
+    addon = install(args.zip.resolve())
     sheet_module = importlib.import_module(PACKAGE + ".contact_sheet")
     bpy.ops.irmogen.add_mannequin(name="Mannequin")
     rig = bpy.context.view_layer.objects.active
@@ -188,7 +203,7 @@ def main(argv=None) -> int:
 
     say(f"rendering the contact sheet ({args.frames} frames, Workbench)")
     sheet = sheet_module.render_contact_sheet(scene, rig, out / "contact_sheet.png", (start, end),
-                                              count=args.frames, tile_size=(args.tile, args.tile), note=args.text)
+                                              count=args.frames, tile_size=args.tile, note=args.text)
     say(f"wrote {sheet.path} ({sheet.size[0]}x{sheet.size[1]}, frames {', '.join(map(str, sheet.frames))})")
 
     transcript = transcript_of(addon, take, args, (start, end), rig)

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.blender, pytest.mark.slow, pytest.mark.realdata]
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = "a person walks forward"
-FRAMES, TILE, COLUMNS = 8, 160, 4
+FRAMES, (TILE_W, TILE_H), COLUMNS = 8, (160, 120), 4
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def demo(data_dir, tmp_path_factory):
     out = work / "out"
     cmd = [sys.executable, str(REPO / "tests" / "e2e" / "demo_blender.py"), "--zip", str(zip_path),
            "--out", str(out), "--text", TEXT, "--clip", str(npz), "--source-label", "CMU 002_01: walk",
-           "--frames", str(FRAMES), "--tile", str(TILE)]
+           "--frames", str(FRAMES), "--tile", f"{TILE_W}x{TILE_H}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     yield out, proc.stdout, clip
@@ -130,11 +130,11 @@ def test_contact_sheet_shows_a_moving_figure(demo):
     image = bpy.data.images.load(str(out / "contact_sheet.png"))
     w, h = image.size
     gap, rows = 4, -(-FRAMES // COLUMNS)
-    assert (w, h) == (COLUMNS * TILE + (COLUMNS + 1) * gap, rows * TILE + (rows + 1) * gap)
+    assert (w, h) == (COLUMNS * TILE_W + (COLUMNS + 1) * gap, rows * TILE_H + (rows + 1) * gap)
     px = np.empty(w * h * 4, np.float32)
     image.pixels.foreach_get(px)
     px = px.reshape(h, w, 4)[::-1, :, :3]
-    tiles = [px[gap + r * (TILE + gap):][:TILE, gap + c * (TILE + gap):][:, :TILE]
+    tiles = [px[gap + r * (TILE_H + gap):][:TILE_H, gap + c * (TILE_W + gap):][:, :TILE_W]
              for r in range(rows) for c in range(COLUMNS)]
     assert px.std() > 0.05 and all(t.std() > 0.02 for t in tiles)           # not blank
     assert np.abs(tiles[0] - tiles[-1]).mean() > 0.005                       # the figure moves
