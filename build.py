@@ -116,8 +116,8 @@ def closest_cmu_take(data: Path, text: str) -> tuple[Path, str]:
 
 DEFAULT_MODEL = ROOT / "backend" / "irmogen" / "models" / "default"
 # Lines Blender's renderer and GPU probing print for every frame; the demo hides them.
-BLENDER_NOISE = ("Fra:", "Saved: ", " Time: ", "EGL Error", "Warning: EGL", "Blender quit", "Read blend:",
-                 "Info: Saved")
+BLENDER_NOISE = ("Fra:", "Saved: ", "Time: ", " Time: ", "EGL Error", "Warning: EGL", "Read blend:",
+                 "Info: Saved", "FBX export starting", "(bpy.data.", "export finished in", "BVH Exported")
 
 
 def run_filtered(cmd: list) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from .retarget import BoneTracks, RigRest, quat_to_euler
+from .retarget import BoneTracks, RetargetError, RigRest, quat_to_euler
 
 FOLLOW_CONSTRAINTS = {"COPY_TRANSFORMS"}
 # Constraints that change nothing on a rig at rest scale (Rigify's limb parents copy the root's scale).
@@ -56,7 +56,6 @@ def _effective_parent(pb, evaluated, names: dict[str, int], warnings: dict[str, 
 def rig_rest_from_object(obj) -> RigRest:
     """The rest of an armature object as arrays (see retarget.RigRest)."""
     if obj is None or obj.type != "ARMATURE":
-        from .retarget import RetargetError
         raise RetargetError(f"{getattr(obj, 'name', None)!r} is not an armature", "select an armature")
     bones = obj.data.bones
     names = [b.name for b in bones]

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Blender's user folder (extensions, their writable state) goes to a temporary folder for the whole
+# run, set before anything imports bpy, so tests never touch the user's own Blender set-up.
+os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="irmogen-blender-user-"))
 
 
 def shared_data_dir() -> Path | None:

@@ -4,8 +4,15 @@ Rigs: SMPL proportions (T-pose), Mixamo names with other proportions, random rol
 object transform, a Rigify rig generated from the human metarig (FK controls), and a UE5-named
 A-pose rig. The pose is applied per frame through Blender's own evaluation; bone directions are
 read from the evaluated pose and compared with the clip's positions turned into Blender axes.
+Rigify runs in a child process (this file run as a script): after rigify_generate the bpy 4.5
+module hangs at interpreter exit (its delayed-close thread), which would hang the test run.
 """
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -49,9 +56,7 @@ def make_rig(kind: str):
         return build_armature("SMPL", smpl_layout())
     if kind == "mixamo":
         return build_armature("Mixamo", mixamo_layout(), MIXAMO_OBJECT_MATRIX)
-    if kind == "ue5_apose":
-        return build_armature("UE5", ue5_layout())
-    return build_rigify()
+    return build_armature("UE5", ue5_layout())
 
 
 def retarget_onto(obj, clip, maps, **options):
@@ -87,7 +92,7 @@ def direction_errors_in_blender(obj, tracks, clip, mapping) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind, expect_map", [("smpl", "smpl"), ("mixamo", "mixamo"),
-                                              ("rigify", "rigify"), ("ue5_apose", "ue5_mannequin")])
+                                              ("ue5_apose", "ue5_mannequin")])
 def test_mapped_bones_follow_source_directions(kind, expect_map, clip, maps, capsys):
     fresh_scene()
     obj = make_rig(kind)
@@ -98,22 +103,53 @@ def test_mapped_bones_follow_source_directions(kind, expect_map, clip, maps, cap
     with capsys.disabled():
         print(f"\n{kind}: {found.report}\n  {tracks.num_frames} frames x {err.shape[1]} bones: "
               f"direction error mean {err.mean():.4f} deg, max {err.max():.4f} deg (worst {worst}); "
-              f"scale {tracks.scale:.3f}; warnings on mapped chains: "
-              f"{len(armature.relevant_warnings(rest, found.mapping.values()))}")
+              f"scale {tracks.scale:.3f}")
     assert err.mean() < 2.0 and err.max() < 5.0
 
 
-def test_rigify_deform_bones_follow_the_fk_controls(clip, maps, capsys):
-    """With the map's switches set (FK arms and legs), Rigify's DEF bones move with the keyed controls."""
+def rigify_errors(clip) -> dict:
+    """Generate Rigify, retarget onto its FK controls, measure the controls and the DEF bones."""
     fresh_scene()
     obj = build_rigify()
-    found, _, tracks = retarget_onto(obj, clip, maps)
-    deform = {j: names[0] for j, names in maps["rigify_deform"].joints.items()
-              if j not in ("pelvis", "neck", "head")}   # DEF-spine / neck segments span other joints
-    err = direction_errors_in_blender(obj, tracks, clip, deform)
+    maps = rigmap.load_maps(REPO / "rigs")
+    found, rest, tracks = retarget_onto(obj, clip, maps)
+    err = direction_errors_in_blender(obj, tracks, clip, found.mapping)
+    # With the map's switches set (FK arms and legs), the DEF bones move with the keyed controls;
+    # DEF-spine and the neck/head segments span other joints than SMPL's, so they are left out.
+    deform = {j: names[0] for j, names in maps["rigify_deform"].joints.items() if j not in ("pelvis", "neck", "head")}
+    err_def = direction_errors_in_blender(obj, tracks, clip, deform)
+    return {"map": found.name, "report": found.report, "frames": tracks.num_frames, "bones": err.shape[1],
+            "mean": float(err.mean()), "max": float(err.max()), "def_mean": float(err_def.mean()),
+            "def_max": float(err_def.max()), "warnings": armature.relevant_warnings(rest, found.mapping.values()),
+            "switches": sorted(found.properties)}
+
+
+@pytest.fixture(scope="module")
+def rigify_result(clip, tmp_path_factory):
+    path = tmp_path_factory.mktemp("rigify") / "clip.npz"
+    np.savez(path, **clip)
+    run = subprocess.run([sys.executable, __file__, str(path)], capture_output=True, text=True,
+                         timeout=900, stdin=subprocess.DEVNULL)
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, f"rigify child failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.slow
+def test_rigify_fk_controls_follow_source_directions(rigify_result, capsys):
+    r = rigify_result
     with capsys.disabled():
-        print(f"\nrigify DEF bones: mean {err.mean():.3f} deg, max {err.max():.3f} deg")
-    assert err.mean() < 2.0 and err.max() < 5.0
+        print(f"\nrigify: {r['report']}\n  {r['frames']} frames x {r['bones']} FK controls: direction error "
+              f"mean {r['mean']:.4f} deg, max {r['max']:.4f} deg; DEF bones mean {r['def_mean']:.4f}, "
+              f"max {r['def_max']:.4f} deg; switches set on {r['switches']}; "
+              f"{len(r['warnings'])} partial constraints assumed rigid")
+    assert r["map"] == "rigify"
+    assert r["mean"] < 2.0 and r["max"] < 5.0
+
+
+@pytest.mark.slow
+def test_rigify_deform_bones_follow_the_fk_controls(rigify_result):
+    assert rigify_result["def_mean"] < 2.0 and rigify_result["def_max"] < 5.0
 
 
 def test_root_modes_in_blender(clip, maps):
@@ -162,7 +198,7 @@ def test_scene_fps_and_untouched_bones(clip, maps):
 
 @pytest.mark.parametrize("order", ["XYZ", "YXZ", "ZYX"])
 def test_euler_conversion_matches_mathutils(order):
-    from mathutils import Quaternion
+    from mathutils import Euler, Quaternion
 
     rng = np.random.default_rng(5)
     q = rng.normal(size=(30, 4))
@@ -171,5 +207,13 @@ def test_euler_conversion_matches_mathutils(order):
     for k in range(30):
         theirs = Quaternion(q[k]).to_euler(order)
         assert np.allclose(np.array(theirs.to_matrix()), retarget.quat_to_matrix(q[k]), atol=1e-6)
-        from mathutils import Euler
         assert np.allclose(np.array(Euler(ours[k], order).to_matrix()), retarget.quat_to_matrix(q[k]), atol=1e-6)
+
+
+if __name__ == "__main__":
+    # Child process of rigify_result: measure, print one JSON line, leave without bpy's exit hang.
+    with np.load(sys.argv[1]) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["fps"] = float(arrays["fps"])
+    print("RESULT " + json.dumps(rigify_errors(arrays)), flush=True)
+    os._exit(0)
