@@ -5,7 +5,8 @@ A clip is a dict of numpy arrays with the contract's fields (DESIGN.md "Motion c
 (T, 22, 3), metres, Y up, plus the strings `text` and `transcript`.
 
 BVH files of any skeleton are read by a small numpy parser (any channel order, `.bvh.gz` too); the
-joints are matched to the SMPL-22 joints by `rigmap.detect` on their names and turned into a clip
+joints are matched to the SMPL-22 joints by `rigmap.detect` on their names (with the bone maps the
+caller loaded from the rigs folder) and turned into a clip
 whose rest pose is the file's own rest pose (offsets from the file, rotations relative to it).
 Units become metres from the skeleton's standing height. Pure numpy: no bpy, no irmogen.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import protocol, rigmap
+from .retarget import RetargetError
 
 SMPL_JOINTS, SMPL_PARENTS = protocol.JOINT_NAMES, protocol.PARENTS
 ARRAY_FIELDS = ("offsets", "rotations", "root_translation", "positions")
@@ -33,8 +35,9 @@ class ClipFileError(Exception):
         self.hint = hint
 
 
-def load_clip(path) -> dict:
-    """A clip `.npz` or a BVH (`.bvh`, `.bvh.gz`) -> clip dict."""
+def load_clip(path, rig_maps: dict | None = None) -> dict:
+    """A clip `.npz` or a BVH (`.bvh`, `.bvh.gz`) -> clip dict. A BVH needs `rig_maps`
+    (`rigmap.load_maps(...)`) to find its joints."""
     path = Path(path)
     if not path.is_file():
         raise ClipFileError(f"{path}: no such file")
@@ -42,7 +45,7 @@ def load_clip(path) -> dict:
     if name.endswith(".npz"):
         return load_npz(path)
     if name.endswith(".bvh") or name.endswith(".bvh.gz"):
-        return load_bvh(path)
+        return load_bvh(path, rig_maps or {})
     raise ClipFileError(f"{path}: not a clip .npz or a .bvh file", hint="Choose a .npz clip or a .bvh file")
 
 
@@ -211,11 +214,14 @@ def _metres_per_unit(rest: np.ndarray) -> float:
     return min((0.01, 0.0254), key=lambda s: abs(np.log(height * s / 1.7)))
 
 
-def load_bvh(path) -> dict:
-    """BVH of any humanoid skeleton whose joints `rigmap` recognises -> clip dict (Y up, metres)."""
+def load_bvh(path, rig_maps: dict) -> dict:
+    """BVH of any humanoid skeleton whose joints a bone map of `rig_maps` names -> clip dict
+    (Y up, metres)."""
     names, parents, offsets, channels, motion, frame_time = parse_bvh(path)
-    found = rigmap.detect(names)
-    mapping = dict(found.mapping)
+    try:
+        mapping = dict(rigmap.detect(names, rig_maps).mapping)
+    except RetargetError as e:
+        raise ClipFileError(f"{path}: {e.message}", e.hint) from None
     missing = [j for j in SMPL_JOINTS if j not in mapping]
     if missing:
         raise ClipFileError(f"{path}: BVH skeleton has no joint for {', '.join(missing)}",

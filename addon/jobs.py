@@ -2,12 +2,14 @@
 and turn clips (from the backend or from files) into takes on the active armature.
 
 Runs on Blender's main thread only (the bridge's threads never call into here). Retargeting is
-`retarget.retarget_clip` on the rig's rest pose and the bone map `rigmap.detect` finds; keys are
-written by `takes`/`keying`. Errors are `JobError(message, hint, fix)`; operators report them.
+`retarget.retarget_clip` on the rig's rest pose (`armature`) and the bone map `rigmap.detect` finds
+among the maps in the add-on's `rigs/` folder; keys are written by `takes`/`keying`. Errors are
+`JobError(message, hint, fix)`; operators report them.
 Imports bpy, numpy and the add-on's modules only.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -245,25 +247,57 @@ def _load_source(info: takes.TakeInfo) -> dict:
     if not info.source or not Path(info.source).is_file():
         raise JobError(f"the take's motion file {info.source or '(none)'} is missing",
                        "Takes keep their clips in the add-on's user folder; regenerate the take")
+    return _read_clip(info.source)
+
+
+def rigs_dir() -> Path:
+    """The bone maps: build.py stages the repository's `rigs/` inside the add-on folder."""
+    return Path(__file__).resolve().parent / "rigs"
+
+
+@functools.cache
+def _load_maps(folder: Path) -> dict:
+    return rigmap.load_maps(folder)
+
+
+def rig_maps() -> dict:
+    """Every bone map of `rigs_dir()` by name, read once per session."""
     try:
-        return clipfile.load_clip(info.source)
-    except clipfile.ClipFileError as e:
-        raise JobError(str(e), e.hint) from None
+        return _load_maps(rigs_dir())
+    except retarget.RetargetError as e:
+        raise JobError(e.message, e.hint or "Reinstall the add-on: its rigs folder is damaged") from None
 
 
-def retarget_options(scene) -> dict:
-    return {"root_mode": scene.irmogen.root_mode, "fps": scene.render.fps / scene.render.fps_base}
+def retarget_options(scene, start_frame: int, root_bone: str | None) -> retarget.RetargetOptions:
+    """The scene's settings as retargeting options (frame rate, take start, root motion mode)."""
+    return retarget.RetargetOptions(scene_fps=scene.render.fps / scene.render.fps_base,
+                                    frame_start=int(start_frame),
+                                    root_motion=scene.irmogen.root_mode.lower(), root_bone=root_bone)
 
 
 def take_from_clip(obj, clip: dict, info: takes.TakeInfo, start_frame: int, scene):
-    """Retarget a clip dict onto `obj` and key it as a new take starting at `start_frame`."""
-    found = rigmap.detect([b.name for b in obj.data.bones])
-    if not found.mapping:
-        raise JobError(f"no bones of '{obj.name}' match a known rig", "Rename the bones or add a map in rigs/")
-    rest = armature.rig_rest_from_object(obj)
-    tracks = retarget.retarget_clip(rest, clip, found.mapping, retarget_options(scene))
+    """Retarget a clip dict onto `obj` and key it as a new take starting at `start_frame`.
+
+    The bone map is detected (or the one picked in the panel is used), the rig's switches the map
+    names are set, and the map's report and the constraint warnings go to the panel's rig box.
+    """
+    override = scene.irmogen.rig_map
+    try:
+        found = rigmap.detect([b.name for b in obj.data.bones], rig_maps(),
+                              override=None if override == properties.AUTO_RIG_MAP else override)
+        if scene.irmogen.root_mode == "ROOT_BONE" and found.root_bone is None:
+            raise JobError(f"'{obj.name}': its bone map '{found.name}' names no root bone",
+                           "Put the root motion on the hips or in place, or name the root in the map (rigs/)")
+        changed = armature.prepare_rig(obj, found.properties)
+        rest = armature.rig_rest_from_object(obj)
+        tracks = retarget.retarget_clip(rest, clip, found.mapping,
+                                        retarget_options(scene, start_frame, found.root_bone))
+    except retarget.RetargetError as e:
+        raise JobError(f"'{obj.name}': {e.message}", e.hint) from None
+    report = found.report + (f"; set {', '.join(changed)}" if changed else "")
+    properties.show_rig(scene, obj.name, report, armature.relevant_warnings(rest, found.mapping.values()))
     pose = takes.PoseTracks(frames=np.asarray(tracks.frames), rotations=dict(tracks.rotations),
-                            locations=dict(getattr(tracks, "locations", {}) or {}))
+                            locations=dict(tracks.locations))
     info.extra.setdefault("rig", found.name)
     try:
         return takes.create_take(obj, pose, info, start_frame=start_frame,
@@ -272,13 +306,17 @@ def take_from_clip(obj, clip: dict, info: takes.TakeInfo, start_frame: int, scen
         raise JobError(str(e)) from None
 
 
+def _read_clip(path) -> dict:
+    try:
+        return clipfile.load_clip(path, rig_maps())
+    except clipfile.ClipFileError as e:
+        raise JobError(str(e), e.hint) from None
+
+
 def apply_clip_file(context, path) -> object:
     """`irmogen.apply_clip`: a clip .npz or BVH -> a new take on the active armature."""
     obj = active_armature(context)
-    try:
-        clip = clipfile.load_clip(path)
-    except clipfile.ClipFileError as e:
-        raise JobError(str(e), e.hint) from None
+    clip = _read_clip(path)
     info = takes.TakeInfo(prompt=clip.get("text") or Path(path).name, kind="clip", model="file")
     folder = _clip_dir(info)
     info.source = str(clipfile.save_npz(clip, folder / "final.npz"))

@@ -6,12 +6,14 @@ and per-slot channelbags that hold the F-curves; an object uses an action throug
 `animation_data.action_slot`. Everything else in the add-on calls the functions here.
 
 Keys are written in bulk (`keyframe_points.add(n)` + `foreach_set("co", ...)`), never with
-per-frame `keyframe_insert`. Imports bpy and numpy only.
+per-frame `keyframe_insert`. Imports bpy, numpy and the add-on's pure `retarget` (Euler angles).
 """
 from __future__ import annotations
 
 import bpy
 import numpy as np
+
+from .retarget import quat_to_euler
 
 SLOTTED = hasattr(bpy.types.Action, "slots")  # 4.4+: slotted actions
 
@@ -92,14 +94,31 @@ class ChannelWriter:
         return [(fc.data_path, fc.array_index) for fc in self._fcurves]
 
 
+def rotation_channel(quats: np.ndarray, mode: str) -> tuple[str, np.ndarray]:
+    """(F, 4) wxyz quaternions -> (pose-bone property, (F, C) values) for a bone's rotation_mode:
+    the quaternions themselves, Euler angles (radians, unwrapped) or (angle, x, y, z) axis-angle."""
+    if mode == "QUATERNION":
+        return "rotation_quaternion", quats
+    if mode == "AXIS_ANGLE":
+        q = np.asarray(quats, np.float64)
+        norm = np.linalg.norm(q[:, 1:], axis=1)
+        angle = 2.0 * np.arctan2(norm, q[:, 0])             # [0, 2 pi); sign-continuous input keeps it smooth
+        axis = np.where(norm[:, None] > 1e-9, q[:, 1:] / np.maximum(norm, 1e-12)[:, None], [0.0, 1.0, 0.0])
+        return "rotation_axis_angle", np.concatenate([angle[:, None], axis], axis=1)
+    return "rotation_euler", quat_to_euler(quats, mode)
+
+
 def key_pose(action, obj, frames: np.ndarray, rotations: dict, locations: dict | None = None) -> None:
     """Key pose bones in bulk: rotations {bone: (F, 4) wxyz}, locations {bone: (F, 3)} (bone space).
 
-    Quaternion channels are written as given; callers make them sign-continuous over time.
+    Each bone's rotation is keyed in its own rotation_mode (quaternion, Euler of any order,
+    axis-angle), so rigs whose controls use Euler keep working. Quaternions should come
+    sign-continuous over time (they are written, or converted, as given).
     """
     writer = ChannelWriter(action, obj)
     for bone, quats in rotations.items():
-        writer.write(f'pose.bones["{_escape(bone)}"].rotation_quaternion', frames, quats, group=bone)
+        prop, values = rotation_channel(quats, obj.pose.bones[bone].rotation_mode)
+        writer.write(f'pose.bones["{_escape(bone)}"].{prop}', frames, values, group=bone)
     for bone, loc in (locations or {}).items():
         writer.write(f'pose.bones["{_escape(bone)}"].location', frames, loc, group=bone)
 

@@ -1,4 +1,4 @@
-"""The IRMoGen sidebar tab in the 3D View: prompt, live transcript, takes, export.
+"""The IRMoGen sidebar tab in the 3D View: prompt, live transcript, takes, export, rig.
 
 `draw()` only draws state that is already stored (scene.irmogen, the takes' custom properties):
 no subprocess, no file I/O, no numpy. Imports bpy and the add-on's `takes` only.
@@ -37,7 +37,9 @@ class IRMOGEN_PT_main(_Sidebar, bpy.types.Panel):
         p = context.scene.irmogen
         obj = context.active_object
         if obj is None or obj.type != "ARMATURE":
-            layout.label(text="Select an armature", icon="ARMATURE_DATA")
+            row = layout.row()
+            row.label(text="Select an armature", icon="ARMATURE_DATA")
+            row.operator("irmogen.add_mannequin", text="Add Mannequin", icon="OUTLINER_OB_ARMATURE")
         layout.prop(p, "prompt", text="")
         col = layout.column(align=True)
         col.prop(p, "seconds")
@@ -132,4 +134,23 @@ class IRMOGEN_PT_takes(_Sidebar, bpy.types.Panel):
         row.operator("irmogen.export_bvh", text="BVH", icon="EXPORT")
 
 
-classes = (IRMOGEN_UL_takes, IRMOGEN_PT_main, IRMOGEN_PT_transcript, IRMOGEN_PT_takes)
+class IRMOGEN_PT_rig(_Sidebar, bpy.types.Panel):
+    """The bone map: auto or picked by hand, and what the last retarget found on the armature."""
+    bl_label = "Rig"
+    bl_parent_id = "IRMOGEN_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        layout = self.layout
+        p = context.scene.irmogen
+        layout.prop(p, "rig_map")
+        if p.rig_report:
+            box = layout.box()
+            box.label(text=f"Last retarget: {p.rig_armature}", icon="ARMATURE_DATA")
+            _wrapped(box, p.rig_report)
+            for warning in p.rig_warnings.splitlines():
+                _wrapped(box, warning, icon="ERROR")
+        layout.operator("irmogen.add_mannequin", text="Add Mannequin", icon="OUTLINER_OB_ARMATURE")
+
+
+classes = (IRMOGEN_UL_takes, IRMOGEN_PT_main, IRMOGEN_PT_transcript, IRMOGEN_PT_takes, IRMOGEN_PT_rig)

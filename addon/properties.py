@@ -27,6 +27,20 @@ ROOT_MODES = [
     ("ROOT_BONE", "On a root bone", "Root motion moves the armature's root bone (game engines)"),
     ("IN_PLACE", "In place", "No horizontal root motion"),
 ]
+AUTO_RIG_MAP = "AUTO"
+# Items of the bone-map menu: Blender needs the item strings kept alive by Python, so the list is
+# module state, filled once at registration from the add-on's rigs folder (never while drawing).
+_RIG_MAP_ITEMS: list[tuple[str, str, str]] = [(AUTO_RIG_MAP, "Auto-detect", "Pick the bone map that finds most joints")]
+
+
+def _rig_map_items(self, context):
+    return _RIG_MAP_ITEMS
+
+
+def set_rig_maps(maps: dict) -> None:
+    """The bone maps the menu offers besides auto-detection: {name: rigmap.RigMap}."""
+    del _RIG_MAP_ITEMS[1:]
+    _RIG_MAP_ITEMS.extend((name, name, m.description or name) for name, m in sorted(maps.items()))
 
 
 class IRMOGEN_PG_round(bpy.types.PropertyGroup):
@@ -56,6 +70,12 @@ class IRMOGEN_PG_settings(bpy.types.PropertyGroup):
     extrapolation: EnumProperty(name="Extrapolation", items=EXTRAPOLATIONS, default="NOTHING",
                                 description="NLA extrapolation of new takes")
     root_mode: EnumProperty(name="Root Motion", items=ROOT_MODES, default="HIPS")
+    rig_map: EnumProperty(name="Bone Map", items=_rig_map_items,
+                          description="Which rig's bone names to use (rigs/*.toml); auto-detect by default")
+    # What the last retarget found on the armature: the bone map's report and constraint warnings.
+    rig_armature: StringProperty()
+    rig_report: StringProperty()
+    rig_warnings: StringProperty(description="One warning per line")
     # Live job state, written from backend events on the main thread.
     running: BoolProperty()
     status: StringProperty()
@@ -109,11 +129,22 @@ def show_error(scene, message: str, hint: str = "", fix: str = "") -> None:
     p.error_message, p.error_hint, p.error_fix = message, hint or "", fix or ""
 
 
+def show_rig(scene, armature: str, report: str, warnings: list[str]) -> None:
+    p = scene.irmogen
+    p.rig_armature, p.rig_report, p.rig_warnings = armature, report, "\n".join(warnings)
+
+
 classes = (IRMOGEN_PG_round, IRMOGEN_PG_settings)
 
 
 def register() -> None:
+    from . import jobs  # jobs imports this module
+
     bpy.types.Scene.irmogen = PointerProperty(type=IRMOGEN_PG_settings)
+    try:
+        set_rig_maps(jobs.rig_maps())
+    except jobs.JobError:
+        pass  # the menu offers auto-detection only; retargeting then reports the broken folder
 
 
 def unregister() -> None:

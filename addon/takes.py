@@ -86,17 +86,15 @@ def create_take(obj, tracks: PoseTracks, info: TakeInfo, *, start_frame: int,
                 blend_type: str = "COMBINE", extrapolation: str = "NOTHING"):
     """Key a new action from `tracks` at `start_frame`, assign it to `obj`, push it on the NLA.
 
-    Older IRMoGen tracks on the armature are muted so the newest take is what plays; the user's
-    own tracks are left alone. Returns the new action.
+    Each bone is keyed in its own rotation mode (see keying.key_pose). Older IRMoGen tracks on the
+    armature are muted so the newest take is what plays; the user's own tracks are left alone.
+    Returns the new action.
     """
     info.armature = obj.name
     info.date = info.date or time.strftime("%Y-%m-%d %H:%M")
     for bone in list(tracks.rotations) + list(tracks.locations):
-        pose_bone = obj.pose.bones.get(bone)
-        if pose_bone is None:
+        if obj.pose.bones.get(bone) is None:
             raise ValueError(f"armature '{obj.name}' has no bone '{bone}'")
-        if bone in tracks.rotations:
-            pose_bone.rotation_mode = "QUATERNION"  # the keys are quaternions
     action = keying.new_action(_take_name(info))
     frames = np.asarray(tracks.frames, np.float64)
     frames = frames - frames[0] + start_frame

@@ -90,3 +90,27 @@ def test_slot_binding_and_nla_strip_settings(addon, rig):
     assert (strip.blend_type, strip.extrapolation, strip.frame_start) == ("COMBINE", "NOTHING", 7.0)
     if keying.SLOTTED:
         assert strip.action_slot == action.slots[0]
+
+
+@pytest.mark.parametrize("mode", ["XYZ", "ZXY", "YZX", "AXIS_ANGLE"])
+def test_euler_and_axis_angle_bones_are_keyed_in_their_own_mode(addon, rig, mode):
+    """Rigs whose controls are Euler (or axis-angle) get those channels, and the same pose."""
+    from mathutils import Quaternion
+
+    keying = addon.keying
+    rng = np.random.default_rng(3)
+    frames = np.arange(1, 21, dtype=np.float64)
+    quats = random_quats(rng, len(frames))
+    pb = rig.pose.bones["left_elbow"]
+    pb.rotation_mode = mode
+    action = keying.new_action(f"mode {mode}")
+    keying.key_pose(action, rig, frames, {"left_elbow": quats, "right_elbow": quats})
+    keying.assign_action(rig, action)
+    prop = "rotation_axis_angle" if mode == "AXIS_ANGLE" else "rotation_euler"
+    assert sorted(keying.ChannelWriter(action, rig).channels()) == sorted(
+        [(f'pose.bones["left_elbow"].{prop}', i) for i in range(4 if mode == "AXIS_ANGLE" else 3)]
+        + [('pose.bones["right_elbow"].rotation_quaternion', i) for i in range(4)])
+    for f in (1, 8, 20):
+        bpy.context.scene.frame_set(f)
+        want = np.array(Quaternion(quats[f - 1]).to_matrix())
+        np.testing.assert_allclose(np.array(pb.matrix_basis)[:3, :3], want, atol=1e-5)

@@ -176,6 +176,8 @@ def test_apply_clip(addon, cmu_clip, kind):
     start, end = addon.keying.frame_range(take)
     fps = bpy.context.scene.render.fps
     assert abs((end - start + 1) - clip.num_frames * fps / clip.fps) <= 2  # resampled to the scene fps
+    s = bpy.context.scene.irmogen                                            # the panel's rig box
+    assert s.rig_armature == "Walker" and s.rig_report.startswith("smpl: 22/22 SMPL joints mapped")
 
 
 def test_apply_clip_rejects_other_files(addon, tmp_path):
@@ -185,3 +187,56 @@ def test_apply_clip_rejects_other_files(addon, tmp_path):
     with pytest.raises(RuntimeError, match="not a clip .npz or a .bvh"):
         bpy.ops.irmogen.apply_clip(filepath=str(bad))
     assert "notes.txt" in bpy.context.scene.irmogen.error_message
+
+
+def _swing_clip(addon, folder, frames: int = 30):
+    """A synthetic clip: every joint swings about its own axis, the root walks 1 m along +Z."""
+    from irmogen.skeleton import REST_OFFSETS, rest_positions
+
+    t = np.linspace(0.0, 1.0, frames)[:, None]
+    axes = np.random.default_rng(5).normal(size=(22, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    half = 0.6 * np.sin(2 * np.pi * t) / 2                                   # (T, 1) half angles
+    rotations = np.concatenate([np.cos(half)[..., None].repeat(22, 1),
+                                np.sin(half)[..., None] * axes], axis=-1)    # (T, 22, 4) wxyz
+    root = np.zeros((frames, 3))
+    root[:, 1], root[:, 2] = -rest_positions()[:, 1].min(), t[:, 0]
+    clip = {"fps": 20.0, "offsets": np.array(REST_OFFSETS), "rotations": rotations, "root_translation": root,
+            "positions": np.zeros((frames, 22, 3)), "text": "swing"}
+    return addon.clipfile.save_npz(clip, folder / "swing.npz")
+
+
+def test_euler_rig_gets_euler_keys_and_the_same_pose(addon, tmp_path):
+    ext.reset_scene()
+    path = _swing_clip(addon, tmp_path)
+    quat, euler = ext.smpl_armature("QuatRig"), ext.smpl_armature("EulerRig")
+    for pb in euler.pose.bones:
+        pb.rotation_mode = "YXZ"
+    for rig in (quat, euler):
+        bpy.context.view_layer.objects.active = rig
+        assert bpy.ops.irmogen.apply_clip(filepath=str(path)) == {"FINISHED"}
+    paths = {p for p, _ in addon.keying.ChannelWriter(euler.animation_data.action, euler).channels()}
+    assert 'pose.bones["left_knee"].rotation_euler' in paths and not any("quaternion" in p for p in paths)
+    for f in (2, 11, 25):
+        bpy.context.scene.frame_set(f)
+        for name in ("pelvis", "left_knee", "right_elbow", "head"):
+            np.testing.assert_allclose(np.array(euler.pose.bones[name].matrix),
+                                       np.array(quat.pose.bones[name].matrix), atol=1e-4)
+
+
+def test_bone_map_override_and_root_bone_errors_reach_the_panel(addon, tmp_path):
+    ext.reset_scene()
+    path = _swing_clip(addon, tmp_path)
+    ext.smpl_armature("Plain")
+    s = bpy.context.scene.irmogen
+    s.rig_map = "mixamo"       # the menu lists the shipped maps (else TypeError); this one fits nothing here
+    with pytest.raises(RuntimeError, match="not recognised"):
+        bpy.ops.irmogen.apply_clip(filepath=str(path))
+    assert "'Plain'" in s.error_message and "mixamo" in s.error_message and s.error_hint
+    s.rig_map, s.root_mode = "AUTO", "ROOT_BONE"           # the SMPL skeleton has no root bone
+    with pytest.raises(RuntimeError, match="no root bone"):
+        bpy.ops.irmogen.apply_clip(filepath=str(path))
+    assert "'smpl'" in s.error_message and "in place" in s.error_hint
+    s.root_mode = "IN_PLACE"
+    assert bpy.ops.irmogen.apply_clip(filepath=str(path)) == {"FINISHED"}
+    assert s.rig_report.startswith("smpl:") and s.rig_armature == "Plain"
