@@ -213,12 +213,13 @@ def package(py: Path, dist: Path = ROOT / "dist") -> Path:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("command", choices=["setup", "test", "demo", "package"])
     ap.add_argument("--bpy", choices=sorted(BPY_PINS), default=MAIN_BPY,
                     help="Blender module version for this environment (default 4.5 LTS)")
-    ap.add_argument("rest", nargs=argparse.REMAINDER, help="demo text or extra pytest arguments")
-    a = ap.parse_args()
+    # Everything else (anywhere on the line) is the demo text or extra pytest arguments.
+    a, a.rest = ap.parse_known_args()
     t0 = time.time()
     py = setup(a.bpy)
     print(f"setup took {time.time() - t0:.1f} s")
