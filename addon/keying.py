@@ -15,7 +15,9 @@ import numpy as np
 
 from .retarget import quat_to_euler
 
-SLOTTED = hasattr(bpy.types.Action, "slots")  # 4.4+: slotted actions
+# 4.4+: slotted actions. RNA properties are not Python class attributes, so ask the RNA definition
+# (hasattr(bpy.types.Action, "slots") is False even where slots exist).
+SLOTTED = "slots" in bpy.types.Action.bl_rna.properties
 
 
 def _interp_value(name: str) -> int:

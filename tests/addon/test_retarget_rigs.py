@@ -193,7 +193,7 @@ def test_scene_fps_and_untouched_bones(clip, maps):
         pb = obj.pose.bones[n]                                         # still rigid on its parent
         rel = np.linalg.inv(np.array(pb.parent.matrix)) @ np.array(pb.matrix)
         rest_rel = np.linalg.inv(np.array(pb.parent.bone.matrix_local)) @ np.array(pb.bone.matrix_local)
-        assert np.allclose(rel, rest_rel, atol=1e-5)
+        assert np.allclose(rel, rest_rel, atol=1e-4)  # float32 pose matrices (0.1 mm)
 
 
 @pytest.mark.parametrize("order", ["XYZ", "YXZ", "ZYX"])
