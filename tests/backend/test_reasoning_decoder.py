@@ -12,15 +12,6 @@ from irmogen.reasoning.decoder import MAX_CODES, ReasoningDecoder, code_window, 
 from irmogen.reasoning.parser import Round, Trace, parse_trace, render_trace
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and the CI box is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model():
     return tiny_motionllm(0)

@@ -2,20 +2,11 @@
 import threading
 
 import pytest
-import torch
 
 from irmogen.errors import IrmogenError
 from irmogen.llm.testing import tiny_motionllm
 from irmogen.reasoning import tasks
 from irmogen.reasoning import template as T
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

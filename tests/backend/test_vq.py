@@ -10,16 +10,6 @@ from irmogen.vq import EMAQuantizer, MotionVQ, VQConfig, position_slice, trainin
 TINY = VQConfig(width=32, code_dim=16, codebook_size=32, depth=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions gain nothing from threads, and OpenMP spinning on a busy 2-core machine
-    made the training test 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def published_state_dict(seed=0, input_dim=263):
     """The 67 tensors of a T2M-GPT VQ-VAE checkpoint, named and shaped as in reference/model.md
     (written out independently of irmogen.vq), with random values."""
