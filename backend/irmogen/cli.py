@@ -90,9 +90,15 @@ def _train(p) -> None:
 
 
 def _engine(p) -> None:
-    build = p.add_subparsers(dest="action", required=True).add_parser(
-        "build", help="write stage1.jsonl / stage2.jsonl from a dataset")
-    _module_command("irmogen.engine.build")(build)
+    actions = p.add_subparsers(dest="action", required=True)
+    _module_command("irmogen.engine.build")(actions.add_parser(
+        "build", help="write stage1.jsonl / stage2.jsonl from a dataset"))
+    _module_command("irmogen.engine.own")(actions.add_parser(
+        "own", help="add records built on a model's own first motions, judged against the goals"))
+    merge = actions.add_parser("merge", help="join `engine own --shard` outputs after an engine's records")
+    m = importlib.import_module("irmogen.engine.own")
+    m.add_merge_arguments(merge)
+    merge.set_defaults(run=m.run_merge)
 
 
 # name -> (help, builder). Only the chosen command's builder runs, so `irmogen motion ...` never

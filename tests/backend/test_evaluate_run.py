@@ -63,9 +63,20 @@ def test_evaluate_model_gives_every_row_with_finite_metrics(setup):
     assert "mmodality" not in result["rows"]["irmogen_final"]
     rounds = result["rounds"]
     assert sum(rounds["histogram"]) == 6 and 1 <= rounds["mean"] <= 2
+    assert rounds["refined"] == pytest.approx(sum(rounds["histogram"][1:]) / 6)
     json.dumps(result)   # JSON-able as written by --out
     table = R.format_table(result)
     assert "| irmogen_final |" in table and "Top-1" in table
+
+
+def test_refinement_effect_counts_only_refined_traces():
+    text = np.zeros((4, 2))
+    first = np.array([[1.0, 0], [1.0, 0], [2.0, 0], [0.5, 0]])
+    final = np.array([[1.0, 0], [0.5, 0], [3.0, 0], [0.1, 0]])   # trace 0 kept its first motion
+    effect = R.refinement_effect(text, first, final, [1, 2, 3, 2])
+    assert effect == pytest.approx({"refined": 0.75, "refined_closer": 2 / 3, "refined_distance_first": 3.5 / 3,
+                                    "refined_distance_final": 3.6 / 3})
+    assert R.refinement_effect(text, first, first, [1, 1, 1, 1]) == {"refined": 0.0}
 
 
 def test_real_motion_alone_needs_no_generation_and_manual_rounds_work(setup):
@@ -97,3 +108,13 @@ def test_a_model_without_evaluator_and_bad_modes_are_named(setup, tmp_path):
         R.evaluate_model(model_dir, data, modes=("real", "bogus"))
     with pytest.raises(IrmogenError, match="no evaluator"):
         R.evaluate_model(tmp_path, data, modes=("real",))
+
+
+def test_the_command_line_tells_a_run_folder_from_its_own_handler(tmp_path, capsys):
+    """`irmogen eval --run DIR` must reach the stage table, not collide with the command's handler."""
+    from irmogen.cli import build_parser, main
+    args = build_parser("eval").parse_args(["eval", "--run", str(tmp_path), "--data", str(tmp_path)])
+    assert args.run_dir == str(tmp_path) and callable(args.run)
+    (tmp_path / "evaluator").mkdir()
+    assert main(["eval", "--run", str(tmp_path), "--data", str(tmp_path)]) != 0
+    assert "evaluator" in capsys.readouterr().err     # the missing evaluator is named, no traceback

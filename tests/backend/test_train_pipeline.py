@@ -11,6 +11,8 @@ import pytest
 
 import irmogen.train
 from irmogen.errors import IrmogenError
+from irmogen.evaluate.retrieval import Evaluator
+from irmogen.evaluate.stages import format_stage_table, stage_table
 from irmogen.llm.model import MotionLLM
 from irmogen.reasoning.tasks import generate
 from irmogen.train.pipeline import STEPS, PipelineConfig, _stage_modules, parse_overrides, run_pipeline
@@ -25,9 +27,19 @@ def test_the_whole_chain_runs_resumes_and_ships_a_model(tmp_path):
     final = run_pipeline(cfg, TINY_STAGES)
     assert all((tmp_path / "out" / s / "done.json").is_file() for s in STEPS)
     assert (final / "evaluator.safetensors").is_file()
+    own = [json.loads(x) for x in (tmp_path / "out" / "own" / "stage2.jsonl").read_text().splitlines() if '"own"' in x]
+    assert own and all(t["rounds"][0]["motion"].startswith("own:") for t in own)   # stage 2 saw its own motions
     model = MotionLLM.from_pretrained(final, device="cpu")
     done = [e for e in generate(model, "a person walks forward.", max_rounds=2, max_text_tokens=6) if e.kind == "done"][0]
     assert done.trace.finished and done.final_clip.num_frames >= 4
+    # the model card's table from the run: every stage, first vs final motion of the rounds
+    table = stage_table(tmp_path / "out", data, Evaluator.load(tmp_path / "out" / "evaluator"), repetitions=2,
+                        mm_texts=0, max_rounds=2, progress=False)
+    assert table["stages"] == ["base", "stage1", "stage2", "stage2_own", "stage3"]
+    assert "real motion" in table["rows"] and "stage3 + IRMoGen trace, final motion" in table["rows"]
+    assert "stage1 + IRMoGen rounds (stage-1 calls), first motion" in table["rows"]
+    assert set(table["rounds"]) == {"stage1", "stage2", "stage2_own", "stage3"}
+    assert "| stage2_own, direct |" in format_stage_table(table)
     stamp = (final / "model.safetensors").stat().st_mtime_ns
     started = time.monotonic()
     run_pipeline(cfg, TINY_STAGES)                      # everything done: nothing is trained again

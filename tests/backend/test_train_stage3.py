@@ -46,6 +46,19 @@ def test_min_max_normalisation_and_group_advantages():
     assert adv[0] > 0 > adv[1] and adv[3] > 0 > adv[2]
 
 
+def test_refinement_gain_ranks_helpful_refining_over_stopping_over_spoiling():
+    # text-motion rewards (minus distances) of the final and the first motion of three traces:
+    # refined into a closer motion, not refined (final is first), refined into a farther one
+    gain = stage3.refinement_gain(np.array([-0.5, -0.7, -0.9]), np.array([-0.9, -0.7, -0.4]))
+    assert np.allclose(gain, [0.4, 0.0, -0.5])
+    parts = {"format": np.ones(3), "text_motion": np.array([-0.5, -0.7, -0.9]), "motion_motion": np.zeros(3),
+             "refinement_gain": gain}
+    plain = stage3.total_rewards(parts, np.zeros(3, int), "batch")
+    weighted = stage3.total_rewards(parts, np.zeros(3, int), "batch", gain_weight=2.0)
+    assert np.allclose(weighted - plain, 2.0 * np.array([1.0, 5 / 9, 0.0]))
+    assert weighted[0] > weighted[1] > weighted[2]
+
+
 def test_grpo_loss_pushes_up_good_samples_and_penalises_drift():
     logp = torch.log(torch.tensor([[0.5, 0.5], [0.5, 0.5]])).requires_grad_()
     weight = torch.ones(2, 2)
@@ -89,12 +102,13 @@ def test_stage3_runs_a_grpo_step_and_saves_the_policy(chain):
     ev.save(root / "ev")
     cfg = stage3.Stage3TrainConfig(data=str(data), out=str(root / "s3"), model=str(root / "out" / "base" / "model"),
                                    evaluator=str(root / "ev"), progress=False, device="cpu", log_every=1, lr=1e-3,
-                                   **{**TINY_STAGES["stage3"], "max_steps": 2})
+                                   gain_weight=1.0, **{**TINY_STAGES["stage3"], "max_steps": 2})
     metrics = stage3.train(cfg)
     rows = [json.loads(x) for x in (root / "s3" / "log.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if "train/total" in r]
     assert [r["step"] for r in train_rows] == [1, 2]
     assert all(r["train/reward_format"] == 1.0 and r["train/reward_text_motion"] < 0 for r in train_rows)
+    assert all(np.isfinite(r["train/reward_refinement_gain"]) for r in train_rows)
     assert metrics["val/format"] == 1.0 and metrics["val/rounds"] >= 1
     before = MotionLLM.from_pretrained(root / "out" / "base" / "model", device="cpu").lm.state_dict()
     after = MotionLLM.from_pretrained(root / "s3" / "model", device="cpu").lm.state_dict()

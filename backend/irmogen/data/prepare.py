@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 import warnings
@@ -26,6 +25,7 @@ from .. import skeleton as sk
 from ..canonical import canonicalize
 from ..errors import IrmogenError
 from ..features import positions_to_features
+from ..folders import replaced_folder
 from ..io import read_source
 from ..mirror import mirror_positions
 from ..quaternions import qabout_y, qrot
@@ -209,18 +209,9 @@ def prepare_dataset(out, cmu=None, hdm05=None, deepmimic=None, humanml3d=None, p
     started = time.time()
     takes = find_takes(cmu=cmu, hdm05=hdm05, deepmimic=deepmimic)
     roots = {"cmu": cmu, "hdm05": hdm05, "deepmimic": deepmimic}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with replaced_folder(out) as tmp:
         layout.make_folders(tmp)
         summary = _build(tmp, takes, roots, Path(humanml3d) if humanml3d else None, progress)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     summary["out"] = str(out)
     summary["seconds_to_build"] = round(time.time() - started, 1)
     if progress:

@@ -13,10 +13,8 @@ Imports torch only through a loaded evaluator or LLM annotator; never bpy.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -26,6 +24,7 @@ import numpy as np
 
 from ..data.layout import read_split, read_text_lines
 from ..errors import IrmogenError
+from ..folders import check_output_folder, replaced_folder
 from . import negatives as neg
 from .annotator import Annotator, RuleAnnotator
 from .compare import Facts, caption_terms, differences, measure
@@ -233,8 +232,7 @@ def build_engine(data, out, config: EngineConfig | None = None, annotator: Annot
     config, annotator = config or EngineConfig(), annotator or RuleAnnotator()
     data, out = Path(data), Path(out)
     config.check()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
-        raise IrmogenError(f"{out}: exists and is not an empty folder", hint="pass --overwrite or choose another --out")
+    check_output_folder(out, overwrite)
     started = time.time()
     clips = load_clips(data, config.split, config.limit)
     stage1, stage2, per_level = build_records(clips, config, annotator, encoder)
@@ -244,21 +242,11 @@ def build_engine(data, out, config: EngineConfig | None = None, annotator: Annot
                  data=str(data), seconds=round(time.time() - started, 1))
     if hasattr(annotator, "fallbacks"):
         stats.update(annotator_calls=annotator.calls, annotator_fallbacks=annotator.fallbacks)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with replaced_folder(out) as tmp:
         for name, rows in (("stage1.jsonl", stage1), ("stage2.jsonl", stage2)):
             with open(tmp / name, "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=1) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if verbose:
         print(format_stats(stats))
     return stats

@@ -130,8 +130,24 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
     if round_counts:
         counts = np.bincount(round_counts, minlength=max_rounds + 1)[1:]
         result["rounds"] = {"mean": float(np.mean(round_counts)), "histogram": counts.tolist(),
-                            "stopped_before_cap": float(np.mean(np.array(round_counts) < max_rounds))}
+                            "stopped_before_cap": float(np.mean(np.array(round_counts) < max_rounds)),
+                            **refinement_effect(text, evaluator.embed_motion(motions["irmogen_first"]),
+                                                evaluator.embed_motion(motions["irmogen_final"]), round_counts)}
     return result
+
+
+def refinement_effect(text: np.ndarray, first: np.ndarray, final: np.ndarray, round_counts) -> dict:
+    """What the rounds did, per caption: the share of traces that refined at all, and over those,
+    how often the final motion is closer to its caption than the first (evaluator distance), and
+    the mean distances of both."""
+    refined = np.asarray(round_counts) > 1
+    d_first = np.linalg.norm(text - first, axis=1)[refined]
+    d_final = np.linalg.norm(text - final, axis=1)[refined]
+    out = {"refined": float(refined.mean())}
+    if refined.any():
+        out.update(refined_closer=float(np.mean(d_final < d_first)), refined_distance_first=float(d_first.mean()),
+                   refined_distance_final=float(d_final.mean()))
+    return out
 
 
 def _mm_embeddings(llm, evaluator, captions, repeats, seed, bar, temperature, top_p) -> np.ndarray:
@@ -164,13 +180,20 @@ def format_table(result: dict) -> str:
     if "rounds" in result:
         r = result["rounds"]
         lines.append(f"IRMoGen rounds ({result['protocol']['rounds']}): mean {r['mean']:.2f}, per count "
-                     f"1..{len(r['histogram'])}: {r['histogram']}.")
+                     f"1..{len(r['histogram'])}: {r['histogram']}; refined {100 * r['refined']:.0f} % of the texts"
+                     + (f", the final motion closer to the text than the first in {100 * r['refined_closer']:.0f} % "
+                        f"of those (distance {r['refined_distance_first']:.3f} -> {r['refined_distance_final']:.3f})"
+                        if "refined_closer" in r else "") + ".")
     return "\n".join(lines)
 
 
 # ---- command line ------------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, help="model directory")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="model directory")
+    which.add_argument("--run", dest="run_dir", help="an `irmogen train all` output folder: the table of every stage (model card)")
+    parser.add_argument("--stages", nargs="+", help="with --run: the stage folders to measure (default: base "
+                        "stage1 stage2 stage2_own stage3, those that exist)")
     parser.add_argument("--data", required=True, help="dataset folder (HumanML3D layout)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--out", help="write the metrics as JSON here")
@@ -199,6 +222,8 @@ def run(args) -> int:
         evaluator = load_guo_evaluator(args.guo_checkpoint, args.glove, args.guo_meta)
     elif args.evaluator:
         evaluator = Evaluator.load(args.evaluator)
+    if args.run_dir:
+        return run_stages(args, evaluator)
     result = evaluate_model(args.model, args.data, args.split, args.repetitions, evaluator, tuple(args.modes),
                             limit=args.limit, seed=args.seed, max_rounds=args.max_rounds, rounds=args.rounds,
                             mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, device=args.device)
@@ -206,4 +231,17 @@ def run(args) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+def run_stages(args, evaluator) -> int:
+    from .stages import STAGES, format_stage_table, stage_table, write_table
+    if evaluator is None:
+        evaluator = Evaluator.load(Path(args.run_dir) / "evaluator")
+    table = stage_table(args.run_dir, args.data, evaluator, tuple(args.stages or STAGES), split=args.split,
+                        repetitions=args.repetitions, limit=args.limit, seed=args.seed, max_rounds=args.max_rounds,
+                        mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, device=args.device)
+    print(format_stage_table(table))
+    if args.out:
+        write_table(table, args.out)
     return 0

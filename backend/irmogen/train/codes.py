@@ -75,12 +75,17 @@ def build_codes(vq_dir, data, out=None, variants: int = 3, seed: int = 0, device
 class CodesCache:
     """Read access to codes.npz: `codes(id)` the clip's own encoding, `draw(id, rng)` any variant."""
 
-    def __init__(self, path):
+    def __init__(self, path, engine=None):
+        """`engine`: a data engine folder; its own codes.npz (motions that are not dataset clips,
+        e.g. `engine own`'s model-written ones) joins the cache when present."""
         path = Path(path)
         if not path.is_file():
             raise IrmogenError(f"{path}: codes cache not found", hint="run the codes step (irmogen train all does)")
-        with np.load(path, allow_pickle=False) as z:
-            self.arrays = {k: z[k].astype(np.int64) for k in z.files}
+        self.arrays: dict[str, np.ndarray] = {}
+        extra = Path(engine) / CODES_NAME if engine else None
+        for p in [path] + ([extra] if extra is not None and extra.is_file() else []):
+            with np.load(p, allow_pickle=False) as z:
+                self.arrays.update({k: z[k].astype(np.int64) for k in z.files})
         self.variants: dict[str, list[str]] = {}
         for key in sorted(self.arrays):
             self.variants.setdefault(key.split(SEP)[0], []).append(key)

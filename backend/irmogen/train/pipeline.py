@@ -4,7 +4,10 @@
   evaluator/  the text-motion retrieval model        (train.evaluator)
   codes/      codes.npz of every clip                (train.codes)
   engine/     stage1.jsonl, stage2.jsonl, stats.json (irmogen.engine, negatives ranked by the evaluator)
-  base/ stage1/ stage2/ stage3/                       (train.base ... train.stage3; each <stage>/model)
+  base/ stage1/ stage2/                               (train.base ... train.stage2; each <stage>/model)
+  own/        the engine's records plus ones built on the stage-2 model's own first motions (engine.own)
+  stage2_own/ stage 2 continued on own/ (so the model learns to judge and refine its own motions)
+  stage3/     GRPO from stage2_own/model               (train.stage3)
   model/      the final model directory (the last stage's, plus evaluator.safetensors)
 A finished step writes `<step>/done.json` and is skipped on the next call; an interrupted training
 step continues from its last checkpoint. `--budget-minutes` splits a wall-clock budget over the
@@ -23,8 +26,9 @@ from pathlib import Path
 
 from ..errors import IrmogenError
 
-STEPS = ("vq", "evaluator", "codes", "engine", "base", "stage1", "stage2", "stage3")
-SHARES = {"vq": 0.2, "evaluator": 0.1, "base": 0.25, "stage1": 0.2, "stage2": 0.15, "stage3": 0.1}
+STEPS = ("vq", "evaluator", "codes", "engine", "base", "stage1", "stage2", "own", "stage2_own", "stage3")
+SHARES = {"vq": 0.2, "evaluator": 0.1, "base": 0.2, "stage1": 0.15, "stage2": 0.1, "stage2_own": 0.15, "stage3": 0.1}
+LM_STEPS = ("base", "stage1", "stage2", "stage2_own", "stage3")
 DONE = "done.json"
 
 
@@ -45,7 +49,8 @@ def _stage_modules():
 
     return {"vq": (vq, vq.VQTrainConfig), "evaluator": (evaluator, evaluator.EvaluatorTrainConfig),
             "base": (base, base.BaseTrainConfig), "stage1": (stage1, stage1.Stage1TrainConfig),
-            "stage2": (stage2, stage2.Stage2TrainConfig), "stage3": (stage3, stage3.Stage3TrainConfig)}
+            "stage2": (stage2, stage2.Stage2TrainConfig), "stage2_own": (stage2, stage2.Stage2TrainConfig),
+            "stage3": (stage3, stage3.Stage3TrainConfig)}
 
 
 def parse_overrides(items: list[str], classes: dict) -> dict[str, dict]:
@@ -95,7 +100,9 @@ def run_pipeline(config: PipelineConfig, overrides: dict[str, dict] | None = Non
                    "engine": str(out / "engine")},
         "stage2": {"model": str(out / "stage1" / "model"), "codes": str(out / "codes" / "codes.npz"),
                    "engine": str(out / "engine")},
-        "stage3": {"model": str(out / "stage2" / "model"), "evaluator": str(out / "evaluator")},
+        "stage2_own": {"model": str(out / "stage2" / "model"), "codes": str(out / "codes" / "codes.npz"),
+                       "engine": str(out / "own")},
+        "stage3": {"model": str(out / "stage2_own" / "model"), "evaluator": str(out / "evaluator")},
     }
     for step in STEPS[:STEPS.index(config.stop_after) + 1]:
         folder = out / step
@@ -114,7 +121,7 @@ def run_pipeline(config: PipelineConfig, overrides: dict[str, dict] | None = Non
         if state.is_main_process:
             (folder / DONE).write_text(json.dumps({"step": step}) + "\n")
     final = out / config.stop_after
-    if config.stop_after in ("base", "stage1", "stage2", "stage3") and state.is_main_process:
+    if config.stop_after in LM_STEPS and state.is_main_process:
         final = out / "model"
         shutil.rmtree(final, ignore_errors=True)
         shutil.copytree(out / config.stop_after / "model", final)
@@ -136,6 +143,15 @@ def _data_step(step: str, data: Path, out: Path, config: PipelineConfig) -> None
 
         encoder = Evaluator.load(out / "evaluator", device="cpu")
         build_engine(data, out / "engine", EngineConfig(seed=config.seed), encoder=encoder, overwrite=True)
+    elif step == "own":
+        from ..engine.own import OwnConfig, build_own
+        from ..evaluate.retrieval import Evaluator
+        from ..llm.loaders import load_model
+
+        model = load_model(out / "stage2" / "model", device=config.device)
+        encoder = Evaluator.load(out / "evaluator", device="cpu")
+        build_own(model, encoder, data, out / "own", OwnConfig(seed=config.seed), engine=out / "engine",
+                  overwrite=True, progress=config.progress)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +165,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="STAGE.FIELD=VALUE",
                         help="set a field of a stage's config, e.g. vq.width=128 (repeatable)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--table", metavar="FILE", help="afterwards, measure every stage on the test split "
+                        "(the model card's table) and write it as JSON here (`irmogen eval --run` does the same later)")
 
 
 def run(args) -> int:
@@ -156,4 +174,11 @@ def run(args) -> int:
                             budget_minutes=args.budget_minutes, stop_after=args.stop_after, progress=args.progress)
     overrides = parse_overrides(args.set, {k: cls for k, (_, cls) in _stage_modules().items()})
     print(f"model: {run_pipeline(config, overrides)}")
+    if args.table:
+        from ..evaluate.retrieval import Evaluator
+        from ..evaluate.stages import format_stage_table, stage_table, write_table
+        table = stage_table(args.out, args.data, Evaluator.load(Path(args.out) / "evaluator"), device=args.device,
+                            progress=args.progress, mm_texts=20, mm_repeats=10)
+        print(format_stage_table(table))
+        write_table(table, args.table)
     return 0

@@ -125,7 +125,7 @@ def train(config: Stage1TrainConfig) -> dict:
     if not (config.engine and config.codes):
         raise IrmogenError("--engine and --codes are required: the data engine folder and the codes cache")
     run_ = Run(config, "stage1")
-    cache = CodesCache(config.codes)
+    cache = CodesCache(config.codes, config.engine)
     records = usable(read_jsonl(Path(config.engine) / "stage1.jsonl"), cache)
     if not records:
         raise IrmogenError(f"{config.engine}/stage1.jsonl: no record whose motions are in {cache.path}")

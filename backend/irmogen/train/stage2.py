@@ -77,7 +77,7 @@ def train(config: Stage2TrainConfig) -> dict:
     if not (config.engine and config.codes):
         raise IrmogenError("--engine and --codes are required: the data engine folder and the codes cache")
     run_ = Run(config, "stage2")
-    cache = CodesCache(config.codes)
+    cache = CodesCache(config.codes, config.engine)
     engine = Path(config.engine)
     traces = usable_traces(read_jsonl(engine / "stage2.jsonl"), cache)
     if not traces:

@@ -10,6 +10,9 @@ module implements the same algorithm (DeepSeekMath's GRPO):
      -||E_text(goal caption) - E_motion(final motion)||, -||E_motion(ground truth) -
      E_motion(final)||, with the evaluator's encoders; each reward min-max normalised within the
      batch (or the group, `--reward-norm group`), then summed;
+     optional (ours, `--gain-weight`): the refinement gain, how much closer to the text the final
+     motion is than the first (0 for a trace that did not refine), so that spoiling a good first
+     motion costs and improving a wrong one pays: the paper's rewards score only the final motion;
   3. group-relative advantages: (R - mean of the group) / (std of the group + 1e-4);
   4. the policy's log-probs recomputed by one forward pass over each sampled sequence, each token
      under the SAME constraint mask and temperature the decoder sampled it with; forced tokens and
@@ -52,6 +55,7 @@ class Stage3TrainConfig(LMTrainConfig):
     max_rounds: int = 3
     max_text_tokens: int = 128
     reward_norm: str = "batch"  # batch | group: where each reward is min-max normalised
+    gain_weight: float = 0.0   # > 0 adds the refinement-gain reward (ours, not the paper's) with this weight
     lr: float = 1e-6
     schedule: str = "cosine"
     warmup_steps: int = 0
@@ -63,7 +67,9 @@ class Stage3TrainConfig(LMTrainConfig):
 
 HELP = {"data": "dataset folder (HumanML3D layout): goal captions and ground-truth motions",
         "model": "input model directory (the stage-2 model)", "evaluator": "evaluator folder for the rewards",
-        "group_size": "sampled traces per prompt", "kl_coef": "weight of the KL penalty to the starting model"}
+        "group_size": "sampled traces per prompt", "kl_coef": "weight of the KL penalty to the starting model",
+        "gain_weight": "weight of a fourth reward, the final motion's gain in text alignment over the first "
+                       "(0: the paper's three rewards)"}
 
 
 # ---- rewards ---------------------------------------------------------------------------------------
@@ -109,9 +115,18 @@ def alignment_rewards(evaluator, captions: list[str], finals: list[np.ndarray | 
     return worst(tm), worst(mm)
 
 
-def total_rewards(parts: dict[str, np.ndarray], groups: np.ndarray, norm: str) -> np.ndarray:
-    """Sum of the rewards, each min-max normalised within the batch or the group."""
-    return sum(min_max(parts[k], groups if norm == "group" else None) for k in REWARDS)
+def total_rewards(parts: dict[str, np.ndarray], groups: np.ndarray, norm: str, gain_weight: float = 0.0) -> np.ndarray:
+    """Sum of the rewards, each min-max normalised within the batch or the group; with
+    `gain_weight`, plus that weight times the normalised refinement gain."""
+    scale = lambda x: min_max(x, groups if norm == "group" else None)
+    total = sum(scale(parts[k]) for k in REWARDS)
+    return total + gain_weight * scale(parts["refinement_gain"]) if gain_weight else total
+
+
+def refinement_gain(text_motion_final: np.ndarray, text_motion_first: np.ndarray) -> np.ndarray:
+    """How much closer to the text the final motion is than the first (0 when nothing was refined):
+    rewards refining a wrong motion into a better one and penalises spoiling a good one."""
+    return np.asarray(text_motion_final, np.float64) - np.asarray(text_motion_first, np.float64)
 
 
 # ---- log-probs of sampled tokens ---------------------------------------------------------------------
@@ -223,11 +238,16 @@ def train(config: Stage3TrainConfig) -> dict:
                 groups.append(p)
         groups = np.asarray(groups)
         caps = [picks[g][1] for g in groups]
-        tm, mm = alignment_rewards(evaluator, caps, [final_features(s) for s in samples],
-                                   [truth[picks[g][0]] for g in groups])
+        finals = [final_features(s) for s in samples]
+        tm, mm = alignment_rewards(evaluator, caps, finals, [truth[picks[g][0]] for g in groups])
         parts = {"format": np.array([format_reward(s.trace_text) for s in samples]), "text_motion": tm,
                  "motion_motion": mm}
-        adv = torch.tensor(group_advantages(total_rewards(parts, groups, config.reward_norm), groups),
+        if config.gain_weight:
+            firsts = [mllm.decode_codes(s.trace.rounds[0].codes) if len(s.trace.rounds) > 1 else f
+                      for s, f in zip(samples, finals)]
+            tm_first, _ = alignment_rewards(evaluator, caps, firsts, [truth[picks[g][0]] for g in groups])
+            parts["refinement_gain"] = refinement_gain(tm, tm_first)
+        adv = torch.tensor(group_advantages(total_rewards(parts, groups, config.reward_norm, config.gain_weight), groups),
                            dtype=torch.float32, device=run_.device)
         lm.train()
         logp, weight = sampled_logps(lm, samples, decoder.masks, config.temperature, pad, run_.device)

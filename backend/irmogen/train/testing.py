@@ -94,6 +94,7 @@ TINY_STAGES = {
                  batch_size=4, max_steps=3, eval_every=3, checkpoint_every=3, val_examples=4, warmup_steps=0),
     "stage1": dict(batch_size=4, max_steps=2, eval_every=2, checkpoint_every=2, val_examples=4, warmup_steps=0),
     "stage2": dict(batch_size=2, max_steps=2, eval_every=2, checkpoint_every=2, val_examples=2, warmup_steps=0),
+    "stage2_own": dict(batch_size=2, max_steps=2, eval_every=2, checkpoint_every=2, val_examples=2, warmup_steps=0),
     "stage3": dict(batch_size=1, group_size=2, max_steps=1, eval_every=1, checkpoint_every=1, val_examples=1,
                    max_rounds=1, max_text_tokens=8),
 }

@@ -1,0 +1,64 @@
+"""The model card's metrics table: every stage of a training run, direct and with IRMoGen rounds.
+
+Rows: real motion; `base` direct generation; every later stage's direct generation and its IRMoGen
+rounds, first motion vs final motion (stage-1 models as their chain of separate calls, the others
+as one reasoning trace), plus what the rounds did per text (share refined; of those, the share whose
+final motion is closer to the text than the first). Every row is measured by the same evaluator on
+the held-out split, exactly as `irmogen eval` measures one model. Used by `irmogen eval --run` and
+`irmogen train all --table`. Needs torch; never imports bpy.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import IrmogenError
+from .run import COLUMNS, evaluate_model
+
+STAGES = ("base", "stage1", "stage2", "stage2_own", "stage3")
+
+
+def stage_table(run, data, evaluator, stages=STAGES, **options) -> dict:
+    """{"rows": {row name: metrics}, "rounds": {stage: rounds summary}} for the stages of `run` that
+    have a model (`<run>/<stage>/model`); `options` go to `evaluate_model`."""
+    run = Path(run)
+    rows: dict[str, dict] = {}
+    rounds: dict[str, dict] = {}
+    found = [s for s in stages if (run / s / "model" / "config.json").is_file()]
+    if not found:
+        raise IrmogenError(f"{run}: no <stage>/model folder for any of {', '.join(stages)}",
+                           hint="pass the --out folder of `irmogen train all`")
+    for stage in found:
+        modes = ("real", "direct") if stage == "base" else ("direct", "irmogen")
+        style = "manual" if stage.startswith("stage1") else "trace"
+        result = evaluate_model(run / stage / "model", data, modes=modes, rounds=style, evaluator=evaluator, **options)
+        r = result["rows"]
+        if "real" in r:
+            rows["real motion"] = r["real"]
+        rows[f"{stage}, direct"] = r["direct"]
+        if "irmogen_first" in r:
+            rows[f"{stage} + IRMoGen {'rounds (stage-1 calls)' if style == 'manual' else 'trace'}, first motion"] = r["irmogen_first"]
+            rows[f"{stage} + IRMoGen {'rounds (stage-1 calls)' if style == 'manual' else 'trace'}, final motion"] = r["irmogen_final"]
+            rounds[stage] = result["rounds"]
+    return {"rows": rows, "rounds": rounds, "stages": found}
+
+
+def format_stage_table(table: dict) -> str:
+    cell = lambda row, k: f"{row[k]['mean']:.3f} ± {row[k]['interval']:.3f}" if k in row else "-"
+    lines = ["| row | " + " | ".join(h for _, h in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(cell(row, k) for k, _ in COLUMNS) + " |" for name, row in table["rows"].items()]
+    lines.append("")
+    for stage, r in table["rounds"].items():
+        line = f"{stage}: motions per text 1..{len(r['histogram'])}: {r['histogram']} (mean {r['mean']:.2f})"
+        if "refined" in r:
+            line += f"; refined {100 * r['refined']:.0f} % of the texts"
+        if "refined_closer" in r:
+            line += (f", the final motion closer to its text than the first in {100 * r['refined_closer']:.0f} % of "
+                     f"those (mean distance {r['refined_distance_first']:.3f} -> {r['refined_distance_final']:.3f})")
+        lines.append(line + ".")
+    return "\n".join(lines)
+
+
+def write_table(table: dict, out) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
