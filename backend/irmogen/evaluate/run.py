@@ -191,7 +191,7 @@ def format_table(result: dict) -> str:
 def add_arguments(parser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model directory")
-    which.add_argument("--run", dest="run_dir", help="an `irmogen train all` output folder: the table of every stage (model card)")
+    which.add_argument("--run", dest="run_dir", metavar="RUN", help="an `irmogen train all` output folder: the table of every stage (model card)")
     parser.add_argument("--stages", nargs="+", help="with --run: the stage folders to measure (default: base "
                         "stage1 stage2 stage2_own stage3, those that exist)")
     parser.add_argument("--data", required=True, help="dataset folder (HumanML3D layout)")
