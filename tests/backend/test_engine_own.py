@@ -13,18 +13,13 @@ from irmogen.evaluate.retrieval import Evaluator
 from irmogen.llm.model import MotionLLM
 from irmogen.train import stage2
 from irmogen.train.codes import CodesCache
-from irmogen.train.pipeline import PipelineConfig, run_pipeline
-from irmogen.train.testing import TINY_STAGES, tiny_dataset
+from irmogen.train.testing import TINY_STAGES, tiny_chain
 
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("own")
-    data = tiny_dataset(root / "data")
-    stages = {k: {**v, "log_every": 1} for k, v in TINY_STAGES.items()}
-    run_pipeline(PipelineConfig(data=str(data), out=str(root / "out"), device="cpu", progress=False,
-                                stop_after="base"), stages)
-    out = root / "out"
+    data, out = tiny_chain(root)
     return {"root": root, "data": data, "out": out, "model": MotionLLM.from_pretrained(out / "base" / "model", device="cpu"),
             "evaluator": Evaluator.load(out / "evaluator", device="cpu")}
 

@@ -11,8 +11,7 @@ from irmogen.reasoning import template as T
 from irmogen.reasoning.decoder import ReasoningDecoder
 from irmogen.reasoning.parser import Round, Trace, render_trace
 from irmogen.train import stage3
-from irmogen.train.pipeline import PipelineConfig, run_pipeline
-from irmogen.train.testing import TINY_STAGES, tiny_dataset
+from irmogen.train.testing import TINY_STAGES, tiny_chain
 
 
 def good_trace() -> Trace:
@@ -73,10 +72,7 @@ def test_grpo_loss_pushes_up_good_samples_and_penalises_drift():
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("grpo")
-    data = tiny_dataset(root / "data")
-    stages = {k: {**v, "log_every": 1} for k, v in TINY_STAGES.items()}
-    run_pipeline(PipelineConfig(data=str(data), out=str(root / "out"), device="cpu", progress=False,
-                                stop_after="base"), stages)
+    data, _ = tiny_chain(root)
     return root, data
 
 

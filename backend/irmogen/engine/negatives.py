@@ -49,6 +49,12 @@ def encoder_scores(encoder: MotionTextEncoder, captions: Sequence[str], features
                            for i in range(0, len(captions), batch)])
     motion = np.concatenate([np.asarray(encoder.embed_motion(list(features[i:i + batch])), np.float64)
                              for i in range(0, len(features), batch)])
+    return minus_distances(text, motion)
+
+
+def minus_distances(text: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    """(C, D), (N, D) embeddings -> (C, N) minus their Euclidean distances (higher = closer)."""
+    text, motion = np.asarray(text, np.float64), np.asarray(motion, np.float64)
     sq = (text**2).sum(1)[:, None] + (motion**2).sum(1)[None] - 2.0 * text @ motion.T
     return -np.sqrt(np.maximum(sq, 0.0))
 

@@ -43,7 +43,7 @@ from ..folders import check_output_folder, replaced_folder
 from .annotator import RuleAnnotator
 from .build import ClipInfo, _telling, load_clips
 from .compare import caption_terms, differences, measure
-from .negatives import BANDS
+from .negatives import BANDS, minus_distances
 from .wording import LEVELS, NO_REFINEMENT, POSITIVE
 
 OWN_CODES = "codes.npz"   # beside stage1/2.jsonl: codes of motions that are not dataset clips
@@ -111,15 +111,21 @@ class Judge:
     def __init__(self, clips: list[ClipInfo], evaluator, match_fraction: float):
         self.clips, self.evaluator, self.match_fraction = clips, evaluator, match_fraction
         self.motion = np.asarray(evaluator.embed_motion([c.features for c in clips]), np.float64)
+        self._text: tuple[str, np.ndarray] | None = None   # the last caption's embedding (samples share it)
+
+    def text(self, caption: str) -> np.ndarray:
+        if self._text is None or self._text[0] != caption:
+            self._text = (caption, np.asarray(self.evaluator.embed_text([caption]), np.float64))
+        return self._text[1]
 
     def judge(self, caption: str, gi: int, features: np.ndarray, fps: float) -> dict:
         """The verdict on a motion (unnormalised (T, 263) features) for the caption of clip `gi`."""
         from ..features import features_to_positions
         goal = self.clips[gi]
-        text = np.asarray(self.evaluator.embed_text([caption]), np.float64)
+        text = self.text(caption)
         own = np.asarray(self.evaluator.embed_motion([features]), np.float64)
-        real = encoder_scores_from(text, self.motion)[0]
-        mine = encoder_scores_from(text, own)[0, 0]
+        real = minus_distances(text, self.motion)[0]
+        mine = minus_distances(text, own)[0, 0]
         goal_score = real[gi]
         fraction = float(np.mean(real > mine))
         goal_fraction = float(np.mean(real > goal_score))
@@ -132,12 +138,6 @@ class Judge:
         return {"fraction": fraction, "goal_fraction": goal_fraction, "nearest": nearest.id, "motion_caption": m_caption,
                 "facts": facts, "differences": [d.kind for d in diffs], "match": match,
                 "level": POSITIVE if match else level_of(fraction)}
-
-
-def encoder_scores_from(text: np.ndarray, motion: np.ndarray) -> np.ndarray:
-    """(C, N) minus Euclidean distances between embeddings (as `negatives.encoder_scores`)."""
-    sq = (text**2).sum(1)[:, None] + (motion**2).sum(1)[None] - 2.0 * text @ motion.T
-    return -np.sqrt(np.maximum(sq, 0.0))
 
 
 def _goals(clips: list[ClipInfo], config: OwnConfig) -> list[tuple[int, int, str]]:

@@ -4,7 +4,7 @@ Simple procedural motions of the reference body (walking in a direction, turning
 raising an arm), each with captions that say what it does, so a trained model has something real
 to learn: `tiny_dataset(root)` writes new_joints/, new_joint_vecs/, texts/, the splits and
 Mean/Std exactly as `irmogen data prepare` lays them out. Deterministic for a seed.
-Pure numpy; must not import torch or bpy.
+Pure numpy (`tiny_chain` trains, through the pipeline); must not import bpy.
 """
 from __future__ import annotations
 
@@ -98,3 +98,16 @@ TINY_STAGES = {
     "stage3": dict(batch_size=1, group_size=2, max_steps=1, eval_every=1, checkpoint_every=1, val_examples=1,
                    max_rounds=1, max_text_tokens=8),
 }
+
+
+def tiny_chain(root, stop_after: str = "base") -> tuple[Path, Path]:
+    """A tiny dataset and `irmogen train all` run on it up to `stop_after` (seconds, on a CPU):
+    (dataset folder, run folder). Imports torch through the pipeline."""
+    from .pipeline import PipelineConfig, run_pipeline
+
+    root = Path(root)
+    data = tiny_dataset(root / "data")
+    stages = {k: {**v, "log_every": 1} for k, v in TINY_STAGES.items()}
+    run_pipeline(PipelineConfig(data=str(data), out=str(root / "out"), device="cpu", progress=False,
+                                stop_after=stop_after), stages)
+    return data, root / "out"
