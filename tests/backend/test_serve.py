@@ -4,6 +4,7 @@ cleans prompts, switches models, and exits cleanly on shutdown, end of input and
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -178,6 +179,10 @@ def test_a_failing_model_answers_error_and_the_server_keeps_serving(backend, mod
     failed = backend.call("generate", {"text": "a man waves", "greedy": False, **QUICK}, timeout=60)
     assert failed["event"] == "error" and failed["data"]["code"] == P.INTERNAL
     assert "RuntimeError" in failed["data"]["message"] and "\n" not in failed["data"]["message"]
+    # the traceback goes to the log (stderr), read by another thread than the answer: allow it to land
+    deadline = time.monotonic() + 10
+    while not any("Traceback" in line for line in backend.stderr_tail(100)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert any("Traceback" in line for line in backend.stderr_tail(100))
     assert backend.alive and backend.call("status", timeout=10)["data"]["state"] == "idle"
 
