@@ -117,21 +117,28 @@ def _telling(captions: list[str]) -> list[str]:
     return [c for c in captions if _SIDED.search(c)] or captions
 
 
-def _record(task, cid, caption, motion=None, target=None, analysis=None, assessment=None, instruction=None, answer=None) -> dict:
+def record(task, cid, caption, motion=None, target=None, analysis=None, assessment=None, instruction=None, answer=None) -> dict:
     return {"task": task, "id": cid, "caption": caption, "motion": motion, "target_motion": target,
             "analysis": analysis, "assessment": assessment, "instruction": instruction, "answer": answer}
+
+
+def goal_captions(clips: list[ClipInfo], per_clip: int, seed: int) -> list[tuple[int, int, str]]:
+    """(clip index, caption index, caption) of every goal: each clip's captions, or `per_clip` of
+    them drawn with `seed` (the same draw for a clip and its mirror)."""
+    goals = []
+    for i, c in enumerate(clips):
+        idx = list(range(len(c.captions)))
+        if per_clip and len(idx) > per_clip:
+            idx = sorted(random.Random(f"{seed}:captions:{c.base}").sample(idx, per_clip))
+        goals += [(i, k, c.captions[k]) for k in idx]
+    return goals
 
 
 def build_records(clips: list[ClipInfo], config: EngineConfig, annotator: Annotator,
                   encoder: neg.MotionTextEncoder | None = None):
     """(stage-1 records, stage-2 traces, negatives per level) for the clips' captions."""
     config.check()
-    goals: list[tuple[int, int, str]] = []   # (clip index, caption index, caption)
-    for i, c in enumerate(clips):
-        idx = list(range(len(c.captions)))
-        if config.captions_per_clip and len(idx) > config.captions_per_clip:
-            idx = sorted(random.Random(f"{config.seed}:captions:{c.base}").sample(idx, config.captions_per_clip))
-        goals += [(i, k, c.captions[k]) for k in idx]
+    goals = goal_captions(clips, config.captions_per_clip, config.seed)
     texts = [g[2] for g in goals]
     if encoder is not None:
         scores = neg.encoder_scores(encoder, texts, [c.features for c in clips])
@@ -164,16 +171,16 @@ def build_records(clips: list[ClipInfo], config: EngineConfig, annotator: Annota
 
 
 def _stage1(gid, caption, analyses, pos_a, rounds, rng) -> list[dict]:
-    out = [_record("caption", gid, caption, motion=gid, answer=caption),
-           _record("generate", gid, caption, target=gid)]
-    out += [_record("analyze", gid, caption, analysis=a, answer=a) for a in analyses]
-    out.append(_record("generate_from_analysis", gid, caption, analysis=rng.choice(analyses), target=gid))
+    out = [record("caption", gid, caption, motion=gid, answer=caption),
+           record("generate", gid, caption, target=gid)]
+    out += [record("analyze", gid, caption, analysis=a, answer=a) for a in analyses]
+    out.append(record("generate_from_analysis", gid, caption, analysis=rng.choice(analyses), target=gid))
     for mid, a, r in [(gid, pos_a, NO_REFINEMENT)] + [(m, a, r) for _, m, a, r in rounds]:
-        out.append(_record("assess", gid, caption, motion=mid, assessment=a, answer=a))
-        out.append(_record("instruct", gid, caption, motion=mid, assessment=a, instruction=r, answer=r))
+        out.append(record("assess", gid, caption, motion=mid, assessment=a, answer=a))
+        out.append(record("instruct", gid, caption, motion=mid, assessment=a, instruction=r, answer=r))
     for _, mid, _, r in rounds:
-        out.append(_record("refine_direct", gid, caption, motion=mid, target=gid))
-        out.append(_record("refine_instructed", gid, caption, motion=mid, instruction=r, target=gid))
+        out.append(record("refine_direct", gid, caption, motion=mid, target=gid))
+        out.append(record("refine_instructed", gid, caption, motion=mid, instruction=r, target=gid))
     return out
 
 

@@ -41,7 +41,7 @@ import numpy as np
 from ..errors import IrmogenError
 from ..folders import check_output_folder, replaced_folder
 from .annotator import RuleAnnotator
-from .build import ClipInfo, _telling, load_clips
+from .build import ClipInfo, _telling, goal_captions, load_clips, record
 from .compare import caption_terms, differences, measure
 from .negatives import BANDS, minus_distances
 from .wording import LEVELS, NO_REFINEMENT, POSITIVE
@@ -140,16 +140,6 @@ class Judge:
                 "level": POSITIVE if match else level_of(fraction)}
 
 
-def _goals(clips: list[ClipInfo], config: OwnConfig) -> list[tuple[int, int, str]]:
-    goals = []
-    for i, c in enumerate(clips):
-        idx = list(range(len(c.captions)))
-        if config.captions_per_clip and len(idx) > config.captions_per_clip:
-            idx = sorted(random.Random(f"{config.seed}:own:{c.base}").sample(idx, config.captions_per_clip))
-        goals += [(i, k, c.captions[k]) for k in idx]
-    return goals[config.shard::config.shards]
-
-
 def own_records(model, evaluator, clips: list[ClipInfo], config: OwnConfig, annotator=None, progress=None,
                 reuse: dict | None = None):
     """(stage-1 records, stage-2 traces, codes by own id, counts) for the model's own first motions.
@@ -159,12 +149,11 @@ def own_records(model, evaluator, clips: list[ClipInfo], config: OwnConfig, anno
     judge = Judge(clips, evaluator, config.match_fraction)
     fps = float(model.config.fps)
     stage1, stage2, codes, counts = [], [], {}, Counter()
-    goals = _goals(clips, config)
+    goals = goal_captions(clips, config.captions_per_clip, config.seed)[config.shard::config.shards]
     for i, k, caption in (progress(goals) if progress else goals):
         goal = clips[i]
         key = f"{config.seed}:{goal.base}:{k}"
         rng = random.Random(f"own:{key}")
-        analyses = [annotator.analyse(caption, goal.facts, seed=f"{key}:{a}") for a in range(3)]
         pos_a, _ = annotator.assess(caption, goal.facts, caption, goal.facts, POSITIVE, seed=key)
         for s in range(config.samples):
             oid = f"own:{goal.id}:{k}:{s}"
@@ -179,28 +168,24 @@ def own_records(model, evaluator, clips: list[ClipInfo], config: OwnConfig, anno
             if v["match"]:
                 a, _ = annotator.assess(caption, goal.facts, caption, v["facts"], POSITIVE, seed=f"{key}:{oid}")
                 rounds = [{"motion": oid, "assessment": a, "refinement": NO_REFINEMENT}]
-                stage1 += [_rec("assess", goal.id, caption, oid, assessment=a, answer=a),
-                           _rec("instruct", goal.id, caption, oid, assessment=a, instruction=NO_REFINEMENT,
-                                answer=NO_REFINEMENT)]
+                stage1 += [record("assess", goal.id, caption, motion=oid, assessment=a, answer=a),
+                           record("instruct", goal.id, caption, motion=oid, assessment=a,
+                                  instruction=NO_REFINEMENT, answer=NO_REFINEMENT)]
             else:
                 a, r = annotator.assess(caption, goal.facts, v["motion_caption"], v["facts"], v["level"],
                                         seed=f"{key}:{oid}")
                 rounds = [{"motion": oid, "assessment": a, "refinement": r},
                           {"motion": goal.id, "assessment": pos_a, "refinement": NO_REFINEMENT}]
-                stage1 += [_rec("assess", goal.id, caption, oid, assessment=a, answer=a),
-                           _rec("instruct", goal.id, caption, oid, assessment=a, instruction=r, answer=r),
-                           _rec("refine_direct", goal.id, caption, oid, target=goal.id),
-                           _rec("refine_instructed", goal.id, caption, oid, instruction=r, target=goal.id)]
-            stage2.append({"id": goal.id, "caption": caption, "analysis": rng.choice(analyses), "rounds": rounds,
+                stage1 += [record("assess", goal.id, caption, motion=oid, assessment=a, answer=a),
+                           record("instruct", goal.id, caption, motion=oid, assessment=a, instruction=r, answer=r),
+                           record("refine_direct", goal.id, caption, motion=oid, target=goal.id),
+                           record("refine_instructed", goal.id, caption, motion=oid, instruction=r, target=goal.id)]
+            analysis = annotator.analyse(caption, goal.facts, seed=f"{key}:{rng.randrange(3)}")  # one of 3 paraphrases
+            stage2.append({"id": goal.id, "caption": caption, "analysis": analysis, "rounds": rounds,
                            "own": {"level": v["level"], "fraction": round(v["fraction"], 4),
                                    "goal_fraction": round(v["goal_fraction"], 4), "nearest": v["nearest"],
                                    "differences": v["differences"], "greedy": s == 0}})
     return stage1, stage2, codes, counts
-
-
-def _rec(task, gid, caption, motion, target=None, assessment=None, instruction=None, answer=None) -> dict:
-    return {"task": task, "id": gid, "caption": caption, "motion": motion, "target_motion": target,
-            "analysis": None, "assessment": assessment, "instruction": instruction, "answer": answer}
 
 
 def merge_shards(parts: list[Path], out: Path, engine: Path | None = None, overwrite: bool = False) -> dict:
@@ -209,9 +194,8 @@ def merge_shards(parts: list[Path], out: Path, engine: Path | None = None, overw
     codes: dict[str, np.ndarray] = {}
     counts, stats = Counter(), []
     for p in ([engine] if engine else []) + list(parts):
-        for name in rows:
-            if (p / name).is_file():
-                rows[name] += (p / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        for name, lines in _rows_of(p).items():
+            rows[name] += lines
         if (p / OWN_CODES).is_file():
             with np.load(p / OWN_CODES, allow_pickle=False) as z:
                 codes.update({k: z[k] for k in z.files})
@@ -224,6 +208,13 @@ def merge_shards(parts: list[Path], out: Path, engine: Path | None = None, overw
                "stage2_traces": len(rows["stage2.jsonl"])}
     _write(out, rows, codes, summary, overwrite)
     return summary
+
+
+def _rows_of(folder) -> dict[str, list[str]]:
+    """The JSONL lines of an engine folder's stage1.jsonl and stage2.jsonl (none for a missing file)."""
+    files = {name: Path(folder) / name for name in ("stage1.jsonl", "stage2.jsonl")}
+    return {name: f.read_text(encoding="utf-8").splitlines(keepends=True) if f.is_file() else []
+            for name, f in files.items()}
 
 
 def _write(out: Path, rows: dict[str, list[str]], codes: dict, stats: dict, overwrite: bool) -> None:
@@ -261,10 +252,7 @@ def build_own(model, evaluator, data, out, config: OwnConfig | None = None, engi
         bar = lambda xs: tqdm(xs, desc="own motions", unit="caption", dynamic_ncols=True)
     stage1, stage2, codes, counts = own_records(model, evaluator, clips, config, progress=bar,
                                                 reuse=read_own_codes(reuse) if reuse else None)
-    rows = {"stage1.jsonl": [], "stage2.jsonl": []}
-    for name in rows:
-        if engine is not None and (Path(engine) / name).is_file():
-            rows[name] += (Path(engine) / name).read_text(encoding="utf-8").splitlines(keepends=True)
+    rows = _rows_of(engine) if engine is not None else {"stage1.jsonl": [], "stage2.jsonl": []}
     rows["stage1.jsonl"] += [json.dumps(r, ensure_ascii=False) + "\n" for r in stage1]
     rows["stage2.jsonl"] += [json.dumps(r, ensure_ascii=False) + "\n" for r in stage2]
     greedy = [t["own"] for t in stage2 if t["own"]["greedy"]]

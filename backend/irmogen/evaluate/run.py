@@ -113,12 +113,12 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
     rows = {}
     if "real" in modes:
         rows["real"] = M.evaluate_embeddings(text, real, real, **kw)
-    for name, feats in motions.items():
+    embedded = {name: evaluator.embed_motion(feats) for name, feats in motions.items()}
+    for name, emb in embedded.items():
         mm = None
         if name == "direct" and mm_texts > 0 and mm_repeats >= 2:
             mm = _mm_embeddings(llm, evaluator, captions[:mm_texts], mm_repeats, seed, bar, temperature, top_p)
-        rows[name] = M.evaluate_embeddings(text, evaluator.embed_motion(feats), real, mm_embeddings=mm,
-                                           mm_times=mm_times, **kw)
+        rows[name] = M.evaluate_embeddings(text, emb, real, mm_embeddings=mm, mm_times=mm_times, **kw)
     result = {
         "data": str(data_dir), "split": split, "clips": len(clips), "model": str(model_dir or "object"),
         "evaluator": type(evaluator).__name__,
@@ -131,8 +131,8 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
         counts = np.bincount(round_counts, minlength=max_rounds + 1)[1:]
         result["rounds"] = {"mean": float(np.mean(round_counts)), "histogram": counts.tolist(),
                             "stopped_before_cap": float(np.mean(np.array(round_counts) < max_rounds)),
-                            **refinement_effect(text, evaluator.embed_motion(motions["irmogen_first"]),
-                                                evaluator.embed_motion(motions["irmogen_final"]), round_counts)}
+                            **refinement_effect(text, embedded["irmogen_first"], embedded["irmogen_final"],
+                                                round_counts)}
     return result
 
 
