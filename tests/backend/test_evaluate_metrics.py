@@ -26,6 +26,26 @@ def test_r_precision_counts_the_rank_of_the_true_motion_per_text():
     assert matched == pytest.approx(32 * 6.0)
 
 
+def test_one_motion_for_every_text_scores_chance_not_a_hit():
+    # a generator that writes the same motion for every text is tied with itself everywhere: each
+    # text's expected place under random order is uniform over the 32, so top-k = k / 32
+    text = np.random.default_rng(2).normal(size=(32, 8))
+    motion = np.tile(np.random.default_rng(3).normal(size=(1, 8)), (32, 1))
+    motion[5] += 1e-9   # the same motion embedded in another batch differs in the last bits
+    hits, _ = M.r_precision(text, motion)
+    assert hits == pytest.approx([1.0, 2.0, 3.0])
+
+
+def test_a_motion_shared_by_two_texts_gives_each_half_a_top1_hit():
+    x = 10.0 * np.arange(32)
+    text = np.stack([x, np.zeros(32)], 1)
+    motion = text.copy()
+    motion[1] = motion[0]            # text 0 and 1 both get text 0's motion
+    text[1] = text[0] + [0.0, 1.0]   # ... and text 1 sits right beside it
+    hits, _ = M.r_precision(text, motion)
+    assert hits.tolist() == [31.0, 32.0, 32.0]   # texts 0 and 1: half a hit each at top-1, a hit at top-2
+
+
 def test_random_embeddings_score_near_chance():
     rng = np.random.default_rng(1)
     text, motion = rng.normal(size=(3200, 8)), rng.normal(size=(3200, 8))
@@ -78,7 +98,7 @@ def test_counts_follow_the_protocol_and_shrink_for_small_sets():
                                 mm_embeddings=rng.normal(size=(3, 30, 4)))
     assert out["counts"] == {"samples": 70, "batch_size": 32, "batches": 2, "repetitions": 4,
                              "diversity_times": 70, "mm_texts": 3, "mm_repeats": 30, "mm_times": 10}
-    assert set(out) == {*M.METRICS, "mmodality", "counts"}
+    assert set(out) == {*M.METRICS, "mmodality", "counts", "per_text"}
     small = M.evaluate_embeddings(e[:10], e[:10], repetitions=2)
     assert small["counts"]["batch_size"] == 10 and small["top1"]["mean"] == 1.0
 
@@ -86,3 +106,25 @@ def test_counts_follow_the_protocol_and_shrink_for_small_sets():
 def test_mismatched_embeddings_are_refused():
     with pytest.raises(IrmogenError, match="must be equal"):
         M.evaluate_embeddings(np.zeros((40, 4)), np.zeros((40, 5)))
+
+
+def test_per_text_hits_average_to_top1_and_the_paired_gain_is_the_exact_difference():
+    rng = np.random.default_rng(4)
+    text = rng.normal(size=(100, 8))
+    before = text + rng.normal(scale=1.5, size=text.shape)   # weakly aligned
+    after = before.copy()
+    after[:30] = text[:30]                                   # 30 texts get their own embedding: sure hits
+    a = M.evaluate_embeddings(text, before, repetitions=6, seed=3)
+    b = M.evaluate_embeddings(text, after, repetitions=6, seed=3)
+    top1, batched = np.array(a["per_text"]["top1"]), np.array(a["per_text"]["batched"])
+    assert batched.sum() == 6 * 96   # 3 batches of 32 per repetition
+    assert (top1[batched > 0] * batched[batched > 0]).sum() / batched.sum() == pytest.approx(a["top1"]["mean"])
+    assert np.all(np.array(b["per_text"]["top1"])[:30][batched[:30] > 0] == 1.0)
+    gain = M.paired_top1_gain(a["per_text"], b["per_text"])
+    assert gain["mean"] == pytest.approx(b["top1"]["mean"] - a["top1"]["mean"])
+    assert gain["mean"] - gain["interval"] > 0          # a clear gain is told from noise
+    same = M.paired_top1_gain(a["per_text"], a["per_text"])
+    assert same == {"mean": 0.0, "interval": 0.0}
+    other_seed = M.evaluate_embeddings(text, after, repetitions=6, seed=4)
+    with pytest.raises(IrmogenError, match="not batched alike"):
+        M.paired_top1_gain(a["per_text"], other_seed["per_text"])

@@ -46,7 +46,7 @@ def setup(tmp_path_factory):
 def finite_rows(result):
     for row in result["rows"].values():
         for k, v in row.items():
-            if k != "counts":
+            if k not in ("counts", "per_text"):
                 assert np.isfinite(v["mean"]) and np.isfinite(v["interval"]) and v["interval"] >= 0, k
 
 
@@ -64,9 +64,19 @@ def test_evaluate_model_gives_every_row_with_finite_metrics(setup):
     rounds = result["rounds"]
     assert sum(rounds["histogram"]) == 6 and 1 <= rounds["mean"] <= 2
     assert rounds["refined"] == pytest.approx(sum(rounds["histogram"][1:]) / 6)
+    first, final = result["rows"]["irmogen_first"], result["rows"]["irmogen_final"]
+    assert rounds["top1_gain"]["mean"] == pytest.approx(final["top1"]["mean"] - first["top1"]["mean"])
+    # every caption's motions are in the result, and the row metrics are computed from exactly those
+    texts = result["texts"]
+    assert [t["clip"] for t in texts] == [f"clip{i:02d}" for i in range(6)]
+    assert sorted(len(t["rounds"]) for t in texts) == np.repeat([1, 2], rounds["histogram"]).tolist()
+    for name, pick in (("direct", lambda t: t["direct"]), ("irmogen_first", lambda t: t["rounds"][0]),
+                       ("irmogen_final", lambda t: t["rounds"][-1])):
+        assert result["rows"][name]["counts"]["distinct_motions"] == len({tuple(pick(t)) for t in texts})
     json.dumps(result)   # JSON-able as written by --out
     table = R.format_table(result)
-    assert "| irmogen_final |" in table and "Top-1" in table
+    assert "| irmogen_final |" in table and "Top-1" in table and "Distinct motions among the texts: direct" in table \
+        and "Final minus first motion, Top-1:" in table
 
 
 def test_refinement_effect_counts_only_refined_traces():

@@ -4,7 +4,8 @@
   * R-Precision top-1/2/3: the samples are shuffled into batches of 32 (last partial batch dropped);
     within a batch, for each text the 32 motions are ranked by Euclidean distance and the text counts
     as a hit at k when its own motion is among the k nearest (Guo's `calculate_R_precision(text,
-    motion)`: rows are texts). Averaged over all batched samples.
+    motion)`: rows are texts; a motion tied with others counts its expected place under random
+    order, see r_precision). Averaged over all batched samples.
   * MM-Dist: mean Euclidean distance between each text and its own motion (over the batched samples).
   * FID: Frechet distance between Gaussians fitted to real and generated motion embeddings.
   * Diversity: mean distance of `diversity_times` (300) random pairs of motion embeddings.
@@ -35,13 +36,31 @@ def euclidean_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(d2, 0.0))
 
 
-def r_precision(text: np.ndarray, motion: np.ndarray, top_k: int = 3) -> tuple[np.ndarray, float]:
-    """One batch -> (hits at k = 1..top_k, (top_k,) counts; sum of matched distances)."""
+TIE_TOLERANCE = 1e-6   # distances closer than this are one distance (the same motion embedded twice)
+
+
+def r_precision_rows(text: np.ndarray, motion: np.ndarray, top_k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """One batch -> ((B, top_k) expected hit of each text at k = 1..top_k, (B,) matched distances).
+
+    A motion generated for several texts of a batch (greedy decoding does this) sits at exactly the
+    true motion's distance from each of them. Guo's argsort breaks such ties by position, i.e. at
+    random in a shuffled batch, so a text scores its EXPECTED hit under random tie order: with
+    `nearer` motions strictly closer and `tied` others at the same distance, the true motion's
+    place is uniform over nearer .. nearer + tied. (Counting ties as hits would give a model that
+    writes one motion for every text a top-1 of 1.)
+    """
     dist = euclidean_matrix(text, motion)
-    # rank of the true motion among the batch for each text: how many motions are strictly nearer
-    rank = (dist < np.diag(dist)[:, None]).sum(1)
-    hits = np.array([(rank < k).sum() for k in range(1, top_k + 1)], dtype=np.float64)
-    return hits, float(np.trace(dist))
+    own = np.diag(dist)[:, None]
+    nearer = (dist < own - TIE_TOLERANCE).sum(1)
+    tied = (np.abs(dist - own) <= TIE_TOLERANCE).sum(1) - 1
+    hits = np.stack([np.clip((k - nearer) / (tied + 1), 0.0, 1.0) for k in range(1, top_k + 1)], 1)
+    return hits, np.diag(dist).copy()
+
+
+def r_precision(text: np.ndarray, motion: np.ndarray, top_k: int = 3) -> tuple[np.ndarray, float]:
+    """One batch -> (hits at k = 1..top_k, (top_k,) expected counts; sum of matched distances)."""
+    hits, matched = r_precision_rows(text, motion, top_k)
+    return hits.sum(0), float(matched.sum())
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
@@ -84,6 +103,18 @@ def multimodality(embeddings: np.ndarray, times: int, rng: np.random.Generator) 
     return float(np.linalg.norm(e[:, first] - e[:, second], axis=2).mean())
 
 
+def paired_top1_gain(before: dict, after: dict) -> dict:
+    """Top-1 of `after` minus `before`, two `evaluate_embeddings` results of the same texts and seed:
+    {"mean": exactly the difference of their Top-1, "interval": 95 % half-width over texts (paired)}."""
+    a, b = np.asarray(before["top1"], np.float64), np.asarray(after["top1"], np.float64)
+    n = np.asarray(before["batched"], np.float64)
+    if a.shape != b.shape or not np.array_equal(n, after["batched"]):
+        raise IrmogenError("paired top-1: the two rows were not batched alike (different texts or seed)")
+    keep = n > 0
+    d, w = (b - a)[keep], n[keep]
+    return {"mean": float((d * w).sum() / w.sum()), "interval": float(1.96 * d.std() / np.sqrt(len(d)))}
+
+
 def mean_interval(values) -> dict:
     """{"mean", "interval"}: the 95 % interval half-width 1.96 * std / sqrt(n) (population std)."""
     v = np.asarray(values, np.float64)
@@ -99,12 +130,14 @@ def one_repetition(text: np.ndarray, motion: np.ndarray, real: np.ndarray, rng: 
         raise IrmogenError(f"metrics: {n} samples, fewer than one batch of {batch_size}")
     order = rng.permutation(n)[:batches * batch_size].reshape(batches, batch_size)
     hits, matched = np.zeros(3), 0.0
+    text_top1 = np.full(n, np.nan)   # each batched text's own top-1 hit (NaN: left out this time)
     for idx in order:
-        h, m = r_precision(text[idx], motion[idx])
-        hits, matched = hits + h, matched + m
+        h, m = r_precision_rows(text[idx], motion[idx])
+        hits, matched = hits + h.sum(0), matched + m.sum()
+        text_top1[idx] = h[:, 0]
     used = batches * batch_size
     return {"top1": hits[0] / used, "top2": hits[1] / used, "top3": hits[2] / used, "mm_dist": matched / used,
-            "fid": fid(real, motion), "diversity": diversity(motion, diversity_times, rng)}
+            "fid": fid(real, motion), "diversity": diversity(motion, diversity_times, rng), "text_top1": text_top1}
 
 
 def protocol_counts(n: int, batch_size: int = BATCH, diversity_times: int = DIVERSITY_TIMES) -> tuple[int, int]:
@@ -123,7 +156,8 @@ def evaluate_embeddings(text: np.ndarray, motion: np.ndarray, real: np.ndarray |
     text, motion: (N, D) paired embeddings (row i of each belong together); real: (M, D) real motion
     embeddings for FID (default: `motion` itself, which gives FID ~ 0 for the real-motion row);
     mm_embeddings: optional (texts, repeats, D) for MModality. Returns {metric: {"mean", "interval"}}
-    plus "counts" (the numbers actually used).
+    plus "counts" (the numbers actually used) and "per_text" (each text's mean top-1 hit and how many
+    repetitions batched it; the same seed batches two motion sets of the same size identically).
     """
     text, motion = np.asarray(text, np.float64), np.asarray(motion, np.float64)
     if text.shape != motion.shape or text.ndim != 2:
@@ -133,6 +167,11 @@ def evaluate_embeddings(text: np.ndarray, motion: np.ndarray, real: np.ndarray |
     rng = np.random.default_rng(seed)
     runs = [one_repetition(text, motion, real, rng, batch_size, diversity_times) for _ in range(repetitions)]
     out = {k: mean_interval([r[k] for r in runs]) for k in METRICS}
+    per_text = np.stack([r["text_top1"] for r in runs])
+    batched = np.isfinite(per_text).sum(0)
+    # per text: its mean top-1 hit over the repetitions that batched it (for paired comparisons)
+    out["per_text"] = {"top1": np.where(batched > 0, np.nansum(per_text, 0) / np.maximum(batched, 1), np.nan).tolist(),
+                       "batched": batched.tolist()}
     counts = {"samples": len(motion), "batch_size": batch_size, "batches": len(motion) // batch_size,
               "repetitions": repetitions, "diversity_times": diversity_times}
     if mm_embeddings is not None and len(mm_embeddings):

@@ -92,33 +92,32 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
     real = evaluator.embed_motion([c.features for c in clips])
     sampling = {"greedy": greedy, "temperature": temperature, "top_p": top_p}
 
-    motions: dict[str, list[np.ndarray]] = {}
-    round_counts = []
+    codes: dict[str, list[list[int]]] = {}   # row -> the codes written for each caption
+    round_codes: list[list[list[int]]] = []   # caption -> the codes of every round
     def bar(items, what):
         return _progress(items, what, progress)
 
     if "direct" in modes:
-        motions["direct"] = [llm.decode_codes(_direct(llm, c, {**sampling, "seed": seed + i}))
-                             for i, c in enumerate(bar(captions, "direct"))]
+        codes["direct"] = [_direct(llm, c, {**sampling, "seed": seed + i}) for i, c in enumerate(bar(captions, "direct"))]
     if "irmogen" in modes:
-        first, final = [], []
-        for i, c in enumerate(bar(captions, f"irmogen ({rounds})")):
-            codes = _rounds(llm, c, rounds, max_rounds, {**sampling, "seed": seed + i})
-            first.append(llm.decode_codes(codes[0]))
-            final.append(llm.decode_codes(codes[-1]))
-            round_counts.append(len(codes))
-        motions["irmogen_first"], motions["irmogen_final"] = first, final
+        round_codes = [_rounds(llm, c, rounds, max_rounds, {**sampling, "seed": seed + i})
+                       for i, c in enumerate(bar(captions, f"irmogen ({rounds})"))]
+        codes["irmogen_first"] = [r[0] for r in round_codes]
+        codes["irmogen_final"] = [r[-1] for r in round_codes]
+    round_counts = [len(r) for r in round_codes]
 
     kw = dict(repetitions=repetitions, seed=seed)
     rows = {}
     if "real" in modes:
         rows["real"] = M.evaluate_embeddings(text, real, real, **kw)
-    embedded = {name: evaluator.embed_motion(feats) for name, feats in motions.items()}
+    embedded = {name: evaluator.embed_motion([llm.decode_codes(c) for c in row]) for name, row in codes.items()}
     for name, emb in embedded.items():
         mm = None
         if name == "direct" and mm_texts > 0 and mm_repeats >= 2:
             mm = _mm_embeddings(llm, evaluator, captions[:mm_texts], mm_repeats, seed, bar, temperature, top_p)
         rows[name] = M.evaluate_embeddings(text, emb, real, mm_embeddings=mm, mm_times=mm_times, **kw)
+        # greedy decoding can write one motion for many texts: how many different ones there are
+        rows[name]["counts"]["distinct_motions"] = len({tuple(c) for c in codes[name]})
     result = {
         "data": str(data_dir), "split": split, "clips": len(clips), "model": str(model_dir or "object"),
         "evaluator": type(evaluator).__name__,
@@ -126,13 +125,19 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
                      "decoding": "greedy" if greedy else f"sampled (temperature {temperature}, top_p {top_p})",
                      "rounds": rounds, "max_rounds": max_rounds, "captions_per_clip": 1},
         "rows": rows,
+        # per caption, what each row wrote (for analyses that need the motions themselves)
+        "texts": [{"clip": c.id, "caption": cap, **({"direct": codes["direct"][i]} if "direct" in codes else {}),
+                   **({"rounds": round_codes[i]} if round_codes else {})}
+                  for i, (c, cap) in enumerate(zip(clips, captions))],
     }
     if round_counts:
         counts = np.bincount(round_counts, minlength=max_rounds + 1)[1:]
         result["rounds"] = {"mean": float(np.mean(round_counts)), "histogram": counts.tolist(),
                             "stopped_before_cap": float(np.mean(np.array(round_counts) < max_rounds)),
                             **refinement_effect(text, embedded["irmogen_first"], embedded["irmogen_final"],
-                                                round_counts)}
+                                                round_counts),
+                            "top1_gain": M.paired_top1_gain(rows["irmogen_first"]["per_text"],
+                                                            rows["irmogen_final"]["per_text"])}
     return result
 
 
@@ -177,6 +182,9 @@ def format_table(result: dict) -> str:
     lines.append(f"\n{result['clips']} clips of split {result['split']!r}; batches of {c['batch_size']}, "
                  f"{c['repetitions']} repetitions, diversity over {c['diversity_times']} pairs; "
                  f"decoding {result['protocol']['decoding']}.")
+    distinct = {n: r["counts"]["distinct_motions"] for n, r in result["rows"].items() if "distinct_motions" in r["counts"]}
+    if distinct:
+        lines.append("Distinct motions among the texts: " + ", ".join(f"{n} {k}" for n, k in distinct.items()) + ".")
     if "rounds" in result:
         r = result["rounds"]
         lines.append(f"IRMoGen rounds ({result['protocol']['rounds']}): mean {r['mean']:.2f}, per count "
@@ -184,7 +192,16 @@ def format_table(result: dict) -> str:
                      + (f", the final motion closer to the text than the first in {100 * r['refined_closer']:.0f} % "
                         f"of those (distance {r['refined_distance_first']:.3f} -> {r['refined_distance_final']:.3f})"
                         if "refined_closer" in r else "") + ".")
+        lines.append(top1_gain_line(r["top1_gain"]))
     return "\n".join(lines)
+
+
+def top1_gain_line(gain: dict) -> str:
+    """The paper's first finding as one line: final minus first Top-1, paired over the same texts."""
+    m, h = gain["mean"], gain["interval"]
+    verdict = "above" if m - h > 0 else "below" if m + h < 0 else "within noise of"
+    return (f"Final minus first motion, Top-1: {m:+.3f} ± {h:.3f} (95 %, paired over texts): the final motion "
+            f"is {verdict} the first.")
 
 
 # ---- command line ------------------------------------------------------------------------------------

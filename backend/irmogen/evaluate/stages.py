@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import IrmogenError
-from .run import COLUMNS, evaluate_model
+from .run import COLUMNS, evaluate_model, top1_gain_line
 
 STAGES = ("base", "stage1", "stage2", "stage2_own", "stage3")
 
@@ -55,7 +55,7 @@ def format_stage_table(table: dict) -> str:
         if "refined_closer" in r:
             line += (f", the final motion closer to its text than the first in {100 * r['refined_closer']:.0f} % of "
                      f"those (mean distance {r['refined_distance_first']:.3f} -> {r['refined_distance_final']:.3f})")
-        lines.append(line + ".")
+        lines.append(line + ". " + top1_gain_line(r["top1_gain"]))
     return "\n".join(lines)
 
 
