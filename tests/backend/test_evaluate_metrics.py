@@ -128,3 +128,18 @@ def test_per_text_hits_average_to_top1_and_the_paired_gain_is_the_exact_differen
     other_seed = M.evaluate_embeddings(text, after, repetitions=6, seed=4)
     with pytest.raises(IrmogenError, match="not batched alike"):
         M.paired_top1_gain(a["per_text"], other_seed["per_text"])
+
+
+def test_draws_combine_to_the_mean_of_their_means_with_the_interval_of_that_mean():
+    rng = np.random.default_rng(5)
+    text = rng.normal(size=(64, 8))
+    draws = [M.evaluate_embeddings(text, text + rng.normal(scale=s, size=text.shape), repetitions=4, seed=1,
+                                   mm_embeddings=rng.normal(size=(4, 5, 8)) if s == 1.0 else None)
+             for s in (1.0, 2.0)]
+    both = M.combine_draws(draws)
+    assert both["top1"]["mean"] == pytest.approx((draws[0]["top1"]["mean"] + draws[1]["top1"]["mean"]) / 2)
+    assert both["top1"]["interval"] == pytest.approx(np.hypot(draws[0]["top1"]["interval"], draws[1]["top1"]["interval"]) / 2)
+    assert both["mmodality"] == draws[0]["mmodality"]   # measured on one draw only
+    assert both["counts"]["samples"] == 128 and both["counts"]["draws"] == 2
+    assert len(both["per_text"]["top1"]) == 128
+    assert M.combine_draws(draws[:1]) is draws[0]

@@ -79,6 +79,24 @@ def test_evaluate_model_gives_every_row_with_finite_metrics(setup):
         and "Final minus first motion, Top-1:" in table
 
 
+def test_all_captions_are_measured_in_draws_of_one_caption_per_clip(setup):
+    model_dir, data = setup
+    result = R.evaluate_model(model_dir, data, modes=("real", "irmogen"), captions="all", repetitions=2,
+                              max_rounds=2, progress=False)
+    # every clip has 2 captions: 2 draws of 6 texts, each caption of each clip exactly once
+    assert result["protocol"]["draws"] == 2 and result["texts_measured"] == 12
+    pairs = [(t["clip"], t["caption"]) for t in result["texts"]]
+    assert len(set(pairs)) == 12 and pairs[:6] == [(f"clip{i:02d}", CAPTIONS[i % 6]) for i in range(6)]
+    real = result["rows"]["real"]
+    assert real["counts"]["draws"] == 2 and real["fid"]["mean"] == pytest.approx(0, abs=1e-6)
+    gain = result["rounds"]["top1_gain"]
+    rows = result["rows"]
+    assert gain["mean"] == pytest.approx(rows["irmogen_final"]["top1"]["mean"] - rows["irmogen_first"]["top1"]["mean"])
+    assert "(2 draws of one caption per clip, averaged)" in R.format_table(result)
+    with pytest.raises(IrmogenError, match="captions='some'"):
+        R.evaluate_model(model_dir, data, modes=("real",), captions="some", progress=False)
+
+
 def test_refinement_effect_counts_only_refined_traces():
     text = np.zeros((4, 2))
     first = np.array([[1.0, 0], [1.0, 0], [2.0, 0], [0.5, 0]])

@@ -103,6 +103,25 @@ def multimodality(embeddings: np.ndarray, times: int, rng: np.random.Generator) 
     return float(np.linalg.norm(e[:, first] - e[:, second], axis=2).mean())
 
 
+def combine_draws(results: list[dict]) -> dict:
+    """One result from `evaluate_embeddings` results of independent draws of texts: each metric the
+    mean of the draws' means with the interval of that mean, counts summed, per-text values joined."""
+    if len(results) == 1:
+        return results[0]
+    out: dict = {}
+    for key, first in results[0].items():
+        if key == "counts":
+            out[key] = {**first, "samples": sum(r[key]["samples"] for r in results),
+                        "batches": sum(r[key]["batches"] for r in results), "draws": len(results)}
+        elif key == "per_text":
+            out[key] = {k: [v for r in results for v in r[key][k]] for k in first}
+        else:   # (MModality may be measured on one draw only)
+            have = [r[key] for r in results if key in r]
+            out[key] = {"mean": float(np.mean([v["mean"] for v in have])),
+                        "interval": float(np.sqrt(sum(v["interval"] ** 2 for v in have)) / len(have))}
+    return out
+
+
 def paired_top1_gain(before: dict, after: dict) -> dict:
     """Top-1 of `after` minus `before`, two `evaluate_embeddings` results of the same texts and seed:
     {"mean": exactly the difference of their Top-1, "interval": 95 % half-width over texts (paired)}."""

@@ -8,7 +8,9 @@ Rows (evaluate_metrics.py of the papers, with our evaluator by default):
                  `rounds="manual"`: the stage-1 chain of separate calls, `tasks.generate_manual`)
   irmogen_final  the FINAL motion of the same rounds; the paper's first finding is final > first
 Each clip of the split gets one caption, drawn once with `seed` and shared by every row, so rows
-compare the same texts. Generation is greedy by default (the reference decoder), hence done once;
+compare the same texts; `captions="all"` measures every caption instead, in draws of one caption per
+clip whose metrics are averaged (a 150-clip split is too small to resolve a Top-1 difference of
+0.01 with one draw). Generation is greedy by default (the reference decoder), hence done once;
 the repetitions redraw the batches of 32 and the diversity pairs. MModality (sampled generations,
 expensive) is measured on the `direct` row only, for `mm_texts` texts x `mm_repeats` generations.
 Generated motions are the VQ decoder's features, as in the papers (no position round trip); every
@@ -27,6 +29,7 @@ from .retrieval import MAX_FRAMES, WEIGHTS, Evaluator, read_clips
 
 MODES = ("real", "direct", "irmogen")
 ROUND_STYLES = ("trace", "manual")
+CAPTION_CHOICES = ("one", "all")
 
 
 def _load_model(model, device, needed: bool):
@@ -71,7 +74,7 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
                    modes=MODES, *, limit: int | None = None, seed: int = 0, max_rounds: int = 5,
                    rounds: str = "trace", greedy: bool = True, temperature: float = 1.0, top_p: float = 1.0,
                    mm_texts: int = 100, mm_repeats: int = 30, mm_times: int = M.MM_TIMES,
-                   device="cpu", progress: bool = True) -> dict:
+                   captions: str = "one", device="cpu", progress: bool = True) -> dict:
     """Metrics of a model directory (or a loaded MotionLLM) on a dataset split -> a JSON-able dict:
     {"rows": {row: {metric: {"mean", "interval"}, "counts": {...}}}, "rounds": {...}, "protocol": {...}}."""
     unknown = sorted(set(modes) - set(MODES))
@@ -83,52 +86,69 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
     llm, model_dir = _load_model(model, device, generating)
     if evaluator is None:
         evaluator = _default_evaluator(model_dir)
+    if captions not in CAPTION_CHOICES:
+        raise IrmogenError(f"eval captions={captions!r}: expected one of {', '.join(CAPTION_CHOICES)}")
     clips = read_clips(data_dir, split, limit)
-    rng = np.random.default_rng(seed)
-    pick = [int(rng.integers(len(c.captions))) for c in clips]
-    captions = [c.captions[k] for c, k in zip(clips, pick)]
-    tokens = [c.tokens[k] for c, k in zip(clips, pick)]
-    text = evaluator.embed_text(captions, tokens=tokens)
+    draws = caption_draws(clips, captions, seed)
+    n = len(clips)
+    pairs = [(i, c, k) for draw in draws for i, (c, k) in enumerate(zip(clips, draw))]   # draw-major
+    texts = [c.captions[k] for _, c, k in pairs]
+    text = evaluator.embed_text(texts, tokens=[c.tokens[k] for _, c, k in pairs])
     real = evaluator.embed_motion([c.features for c in clips])
     sampling = {"greedy": greedy, "temperature": temperature, "top_p": top_p}
 
-    codes: dict[str, list[list[int]]] = {}   # row -> the codes written for each caption
-    round_codes: list[list[list[int]]] = []   # caption -> the codes of every round
+    codes: dict[str, list[list[int]]] = {}   # row -> the codes written for each text
+    round_codes: list[list[list[int]]] = []   # text -> the codes of every round
     def bar(items, what):
         return _progress(items, what, progress)
 
+    def per_text(write, what: str) -> list:
+        """`write(clip index, caption)` for every text; a caption that several draws share (clips
+        with fewer captions than others) is written once."""
+        memo: dict = {}
+        for (i, _, _), t in zip(pairs, bar(texts, what)):
+            if (i, t) not in memo:
+                memo[(i, t)] = write(i, t)
+        return [memo[(i, t)] for (i, _, _), t in zip(pairs, texts)]
+
     if "direct" in modes:
-        codes["direct"] = [_direct(llm, c, {**sampling, "seed": seed + i}) for i, c in enumerate(bar(captions, "direct"))]
+        codes["direct"] = per_text(lambda i, c: _direct(llm, c, {**sampling, "seed": seed + i}), "direct")
     if "irmogen" in modes:
-        round_codes = [_rounds(llm, c, rounds, max_rounds, {**sampling, "seed": seed + i})
-                       for i, c in enumerate(bar(captions, f"irmogen ({rounds})"))]
+        round_codes = per_text(lambda i, c: _rounds(llm, c, rounds, max_rounds, {**sampling, "seed": seed + i}),
+                               f"irmogen ({rounds})")
         codes["irmogen_first"] = [r[0] for r in round_codes]
         codes["irmogen_final"] = [r[-1] for r in round_codes]
     round_counts = [len(r) for r in round_codes]
 
     kw = dict(repetitions=repetitions, seed=seed)
+    def measure(emb, mm=None):
+        """Each draw is one text per clip (the field's protocol); several draws are combined."""
+        return M.combine_draws([M.evaluate_embeddings(text[d * n:(d + 1) * n], emb[d * n:(d + 1) * n], real,
+                                                      mm_embeddings=mm if d == 0 else None, mm_times=mm_times, **kw)
+                                for d in range(len(draws))])
     rows = {}
     if "real" in modes:
-        rows["real"] = M.evaluate_embeddings(text, real, real, **kw)
+        rows["real"] = measure(np.concatenate([real] * len(draws)))
     embedded = {name: evaluator.embed_motion([llm.decode_codes(c) for c in row]) for name, row in codes.items()}
     for name, emb in embedded.items():
         mm = None
         if name == "direct" and mm_texts > 0 and mm_repeats >= 2:
-            mm = _mm_embeddings(llm, evaluator, captions[:mm_texts], mm_repeats, seed, bar, temperature, top_p)
-        rows[name] = M.evaluate_embeddings(text, emb, real, mm_embeddings=mm, mm_times=mm_times, **kw)
+            mm = _mm_embeddings(llm, evaluator, texts[:min(mm_texts, n)], mm_repeats, seed, bar, temperature, top_p)
+        rows[name] = measure(emb, mm)
         # greedy decoding can write one motion for many texts: how many different ones there are
         rows[name]["counts"]["distinct_motions"] = len({tuple(c) for c in codes[name]})
     result = {
-        "data": str(data_dir), "split": split, "clips": len(clips), "model": str(model_dir or "object"),
+        "data": str(data_dir), "split": split, "clips": len(clips), "texts_measured": len(texts),
+        "model": str(model_dir or "object"),
         "evaluator": type(evaluator).__name__,
         "protocol": {"repetitions": repetitions, "seed": seed, "max_frames": MAX_FRAMES,
                      "decoding": "greedy" if greedy else f"sampled (temperature {temperature}, top_p {top_p})",
-                     "rounds": rounds, "max_rounds": max_rounds, "captions_per_clip": 1},
+                     "rounds": rounds, "max_rounds": max_rounds, "captions": captions, "draws": len(draws)},
         "rows": rows,
         # per caption, what each row wrote (for analyses that need the motions themselves)
-        "texts": [{"clip": c.id, "caption": cap, **({"direct": codes["direct"][i]} if "direct" in codes else {}),
-                   **({"rounds": round_codes[i]} if round_codes else {})}
-                  for i, (c, cap) in enumerate(zip(clips, captions))],
+        "texts": [{"clip": c.id, "caption": cap, **({"direct": codes["direct"][j]} if "direct" in codes else {}),
+                   **({"rounds": round_codes[j]} if round_codes else {})}
+                  for j, ((_, c, _), cap) in enumerate(zip(pairs, texts))],
     }
     if round_counts:
         counts = np.bincount(round_counts, minlength=max_rounds + 1)[1:]
@@ -139,6 +159,16 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
                             "top1_gain": M.paired_top1_gain(rows["irmogen_first"]["per_text"],
                                                             rows["irmogen_final"]["per_text"])}
     return result
+
+
+def caption_draws(clips, captions: str, seed: int) -> list[list[int]]:
+    """Which caption of each clip every draw uses. "one": a single draw, picked with `seed`; "all":
+    draw j takes caption j of each clip (cycling through clips that have fewer), so that every
+    caption is measured, each draw still one text per clip."""
+    if captions == "all":
+        return [[j % len(c.captions) for c in clips] for j in range(max(len(c.captions) for c in clips))]
+    rng = np.random.default_rng(seed)
+    return [[int(rng.integers(len(c.captions))) for c in clips]]
 
 
 def refinement_effect(text: np.ndarray, first: np.ndarray, final: np.ndarray, round_counts) -> dict:
@@ -179,7 +209,9 @@ def format_table(result: dict) -> str:
         cells = [f"{row[k]['mean']:.3f} ± {row[k]['interval']:.3f}" if k in row else "-" for k, _ in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     c = next(iter(result["rows"].values()))["counts"]
-    lines.append(f"\n{result['clips']} clips of split {result['split']!r}; batches of {c['batch_size']}, "
+    draws = result["protocol"]["draws"]
+    lines.append(f"\n{result['texts_measured']} texts of {result['clips']} clips of split {result['split']!r}"
+                 f"{f' ({draws} draws of one caption per clip, averaged)' if draws > 1 else ''}; batches of {c['batch_size']}, "
                  f"{c['repetitions']} repetitions, diversity over {c['diversity_times']} pairs; "
                  f"decoding {result['protocol']['decoding']}.")
     distinct = {n: r["counts"]["distinct_motions"] for n, r in result["rows"].items() if "distinct_motions" in r["counts"]}
@@ -220,6 +252,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--rounds", default="trace", choices=ROUND_STYLES,
                         help="IRMoGen rounds as one trace (stage 2/3) or the stage-1 chain of calls")
     parser.add_argument("--max-rounds", type=int, default=5)
+    parser.add_argument("--captions", default="one", choices=CAPTION_CHOICES,
+                        help="one caption per clip, drawn with --seed (the field's protocol), or every caption as a "
+                             "text of its own (about 5x the texts: tighter intervals on small splits)")
     parser.add_argument("--evaluator", help="our evaluator.safetensors (default: the one in the model directory)")
     parser.add_argument("--guo-checkpoint", help="Guo et al.'s text_mot_match/model/finest.tar (with --glove, --guo-meta)")
     parser.add_argument("--glove", help="folder with our_vab_data.npy, our_vab_words.pkl, our_vab_idx.pkl")
@@ -243,7 +278,8 @@ def run(args) -> int:
         return run_stages(args, evaluator)
     result = evaluate_model(args.model, args.data, args.split, args.repetitions, evaluator, tuple(args.modes),
                             limit=args.limit, seed=args.seed, max_rounds=args.max_rounds, rounds=args.rounds,
-                            mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, device=args.device)
+                            mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, captions=args.captions,
+                            device=args.device)
     print(format_table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -257,7 +293,8 @@ def run_stages(args, evaluator) -> int:
         evaluator = Evaluator.load(Path(args.run_dir) / "evaluator")
     table = stage_table(args.run_dir, args.data, evaluator, tuple(args.stages or STAGES), split=args.split,
                         repetitions=args.repetitions, limit=args.limit, seed=args.seed, max_rounds=args.max_rounds,
-                        mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, device=args.device)
+                        mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, captions=args.captions,
+                        device=args.device)
     print(format_stage_table(table))
     if args.out:
         write_table(table, args.out)
