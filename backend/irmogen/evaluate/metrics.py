@@ -189,8 +189,9 @@ def evaluate_embeddings(text: np.ndarray, motion: np.ndarray, real: np.ndarray |
     per_text = np.stack([r["text_top1"] for r in runs])
     batched = np.isfinite(per_text).sum(0)
     # per text: its mean top-1 hit over the repetitions that batched it (for paired comparisons)
-    out["per_text"] = {"top1": np.where(batched > 0, np.nansum(per_text, 0) / np.maximum(batched, 1), np.nan).tolist(),
-                       "batched": batched.tolist()}
+    # (None: never batched, which JSON can hold and NaN cannot)
+    mean_hit = np.nansum(per_text, 0) / np.maximum(batched, 1)
+    out["per_text"] = {"top1": [float(h) if b else None for h, b in zip(mean_hit, batched)], "batched": batched.tolist()}
     counts = {"samples": len(motion), "batch_size": batch_size, "batches": len(motion) // batch_size,
               "repetitions": repetitions, "diversity_times": diversity_times}
     if mm_embeddings is not None and len(mm_embeddings):
