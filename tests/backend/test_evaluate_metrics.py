@@ -21,9 +21,9 @@ def test_r_precision_counts_the_rank_of_the_true_motion_per_text():
     x = 10.0 * np.arange(32)
     text = np.stack([x, np.zeros(32)], 1)
     motion = np.stack([x + 6.0, np.zeros(32)], 1)
-    hits, matched = M.r_precision(text, motion)
-    assert hits.tolist() == [1, 32, 32]
-    assert matched == pytest.approx(32 * 6.0)
+    hits, matched = M.r_precision_rows(text, motion)
+    assert hits.sum(0).tolist() == [1, 32, 32]
+    assert matched.sum() == pytest.approx(32 * 6.0)
 
 
 def test_one_motion_for_every_text_scores_chance_not_a_hit():
@@ -32,8 +32,8 @@ def test_one_motion_for_every_text_scores_chance_not_a_hit():
     text = np.random.default_rng(2).normal(size=(32, 8))
     motion = np.tile(np.random.default_rng(3).normal(size=(1, 8)), (32, 1))
     motion[5] += 1e-9   # the same motion embedded in another batch differs in the last bits
-    hits, _ = M.r_precision(text, motion)
-    assert hits == pytest.approx([1.0, 2.0, 3.0])
+    hits, _ = M.r_precision_rows(text, motion)
+    assert hits.sum(0) == pytest.approx([1.0, 2.0, 3.0])
 
 
 def test_a_motion_shared_by_two_texts_gives_each_half_a_top1_hit():
@@ -42,8 +42,8 @@ def test_a_motion_shared_by_two_texts_gives_each_half_a_top1_hit():
     motion = text.copy()
     motion[1] = motion[0]            # text 0 and 1 both get text 0's motion
     text[1] = text[0] + [0.0, 1.0]   # ... and text 1 sits right beside it
-    hits, _ = M.r_precision(text, motion)
-    assert hits.tolist() == [31.0, 32.0, 32.0]   # texts 0 and 1: half a hit each at top-1, a hit at top-2
+    hits, _ = M.r_precision_rows(text, motion)
+    assert hits.sum(0).tolist() == [31.0, 32.0, 32.0]   # texts 0 and 1: half a hit each at top-1, a hit at top-2
 
 
 def test_random_embeddings_score_near_chance():

@@ -5,7 +5,7 @@
     within a batch, for each text the 32 motions are ranked by Euclidean distance and the text counts
     as a hit at k when its own motion is among the k nearest (Guo's `calculate_R_precision(text,
     motion)`: rows are texts; a motion tied with others counts its expected place under random
-    order, see r_precision). Averaged over all batched samples.
+    order, see r_precision_rows). Averaged over all batched samples.
   * MM-Dist: mean Euclidean distance between each text and its own motion (over the batched samples).
   * FID: Frechet distance between Gaussians fitted to real and generated motion embeddings.
   * Diversity: mean distance of `diversity_times` (300) random pairs of motion embeddings.
@@ -55,12 +55,6 @@ def r_precision_rows(text: np.ndarray, motion: np.ndarray, top_k: int = 3) -> tu
     tied = (np.abs(dist - own) <= TIE_TOLERANCE).sum(1) - 1
     hits = np.stack([np.clip((k - nearer) / (tied + 1), 0.0, 1.0) for k in range(1, top_k + 1)], 1)
     return hits, np.diag(dist).copy()
-
-
-def r_precision(text: np.ndarray, motion: np.ndarray, top_k: int = 3) -> tuple[np.ndarray, float]:
-    """One batch -> (hits at k = 1..top_k, (top_k,) expected counts; sum of matched distances)."""
-    hits, matched = r_precision_rows(text, motion, top_k)
-    return hits.sum(0), float(matched.sum())
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:

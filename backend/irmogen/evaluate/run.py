@@ -129,7 +129,7 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
     rows = {}
     if "real" in modes:
         rows["real"] = measure(np.concatenate([real] * len(draws)))
-    embedded = {name: evaluator.embed_motion([llm.decode_codes(c) for c in row]) for name, row in codes.items()}
+    embedded = _embed_codes(llm, evaluator, codes)
     for name, emb in embedded.items():
         mm = None
         if name == "direct" and mm_texts > 0 and mm_repeats >= 2:
@@ -159,6 +159,16 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
                             "top1_gain": M.paired_top1_gain(rows["irmogen_first"]["per_text"],
                                                             rows["irmogen_final"]["per_text"])}
     return result
+
+
+def _embed_codes(llm, evaluator, codes: dict[str, list[list[int]]]) -> dict[str, np.ndarray]:
+    """row -> (texts, D) embeddings, each distinct motion decoded and embedded once: greedy decoding
+    repeats motions across texts, and a text that was not refined has its first motion as final.
+    (One embedding per motion also makes repeated motions tie exactly, as metrics.r_precision_rows expects.)"""
+    distinct = list(dict.fromkeys(tuple(c) for row in codes.values() for c in row))
+    emb = evaluator.embed_motion([llm.decode_codes(list(c)) for c in distinct])
+    index = {c: i for i, c in enumerate(distinct)}
+    return {name: emb[[index[tuple(c)] for c in row]] for name, row in codes.items()}
 
 
 def caption_draws(clips, captions: str, seed: int) -> list[list[int]]:
@@ -201,13 +211,17 @@ COLUMNS = (("top1", "Top-1"), ("top2", "Top-2"), ("top3", "Top-3"), ("fid", "FID
            ("diversity", "Diversity"), ("mmodality", "MModality"))
 
 
+def markdown_rows(rows: dict, cols=COLUMNS) -> list[str]:
+    """The header and one line per row: mean +- 95 % interval of each metric ("-" where not measured)."""
+    cell = lambda row, k: f"{row[k]['mean']:.3f} ± {row[k]['interval']:.3f}" if k in row else "-"
+    return (["| row | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+            + [f"| {name} | " + " | ".join(cell(row, k) for k, _ in cols) + " |" for name, row in rows.items()])
+
+
 def format_table(result: dict) -> str:
     """A Markdown table: mean +- 95 % interval of every metric of every row."""
     cols = [(k, h) for k, h in COLUMNS if any(k in r for r in result["rows"].values())]
-    lines = ["| row | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name, row in result["rows"].items():
-        cells = [f"{row[k]['mean']:.3f} ± {row[k]['interval']:.3f}" if k in row else "-" for k, _ in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines = markdown_rows(result["rows"], cols)
     c = next(iter(result["rows"].values()))["counts"]
     draws = result["protocol"]["draws"]
     lines.append(f"\n{result['texts_measured']} texts of {result['clips']} clips of split {result['split']!r}"
@@ -218,14 +232,20 @@ def format_table(result: dict) -> str:
     if distinct:
         lines.append("Distinct motions among the texts: " + ", ".join(f"{n} {k}" for n, k in distinct.items()) + ".")
     if "rounds" in result:
-        r = result["rounds"]
-        lines.append(f"IRMoGen rounds ({result['protocol']['rounds']}): mean {r['mean']:.2f}, per count "
-                     f"1..{len(r['histogram'])}: {r['histogram']}; refined {100 * r['refined']:.0f} % of the texts"
-                     + (f", the final motion closer to the text than the first in {100 * r['refined_closer']:.0f} % "
-                        f"of those (distance {r['refined_distance_first']:.3f} -> {r['refined_distance_final']:.3f})"
-                        if "refined_closer" in r else "") + ".")
-        lines.append(top1_gain_line(r["top1_gain"]))
+        lines.append(f"IRMoGen rounds ({result['protocol']['rounds']}): " + rounds_summary(result["rounds"]))
     return "\n".join(lines)
+
+
+def rounds_summary(r: dict) -> str:
+    """What the rounds did, in two sentences: how many motions per text, how many texts were refined
+    and with what effect, and the paper's first finding (final minus first Top-1, paired)."""
+    line = f"motions per text 1..{len(r['histogram'])}: {r['histogram']} (mean {r['mean']:.2f})"
+    if "refined" in r:
+        line += f"; refined {100 * r['refined']:.0f} % of the texts"
+    if "refined_closer" in r:
+        line += (f", the final motion closer to its text than the first in {100 * r['refined_closer']:.0f} % of "
+                 f"those (mean distance {r['refined_distance_first']:.3f} -> {r['refined_distance_final']:.3f})")
+    return line + ". " + top1_gain_line(r["top1_gain"])
 
 
 def top1_gain_line(gain: dict) -> str:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import IrmogenError
-from .run import COLUMNS, evaluate_model, top1_gain_line
+from .run import evaluate_model, markdown_rows, rounds_summary
 
 STAGES = ("base", "stage1", "stage2", "stage2_own", "stage3")
 
@@ -44,18 +44,8 @@ def stage_table(run, data, evaluator, stages=STAGES, **options) -> dict:
 
 
 def format_stage_table(table: dict) -> str:
-    cell = lambda row, k: f"{row[k]['mean']:.3f} ± {row[k]['interval']:.3f}" if k in row else "-"
-    lines = ["| row | " + " | ".join(h for _, h in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(cell(row, k) for k, _ in COLUMNS) + " |" for name, row in table["rows"].items()]
-    lines.append("")
-    for stage, r in table["rounds"].items():
-        line = f"{stage}: motions per text 1..{len(r['histogram'])}: {r['histogram']} (mean {r['mean']:.2f})"
-        if "refined" in r:
-            line += f"; refined {100 * r['refined']:.0f} % of the texts"
-        if "refined_closer" in r:
-            line += (f", the final motion closer to its text than the first in {100 * r['refined_closer']:.0f} % of "
-                     f"those (mean distance {r['refined_distance_first']:.3f} -> {r['refined_distance_final']:.3f})")
-        lines.append(line + ". " + top1_gain_line(r["top1_gain"]))
+    lines = markdown_rows(table["rows"]) + [""]
+    lines += [f"{stage}: " + rounds_summary(r) for stage, r in table["rounds"].items()]
     return "\n".join(lines)
 
 
