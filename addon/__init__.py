@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import bridge, jobs, operators, ops_mannequin, panels, preferences, properties
+from . import bonemap_ui, bridge, jobs, operators, ops_mannequin, panels, preferences, properties
 
-_MODULES = (preferences, properties, operators, ops_mannequin, panels)
+_MODULES = (preferences, properties, operators, ops_mannequin, panels, bonemap_ui)
 
 
 def _tick():
@@ -30,6 +30,8 @@ def register() -> None:
         for cls in module.classes:
             bpy.utils.register_class(cls)
     properties.register()
+    bonemap_ui.register()
+    jobs.offer_rig_maps()
     bpy.types.TOPBAR_MT_file_import.append(_menu_import)
     bpy.app.timers.register(_tick, first_interval=0.5, persistent=True)
 
@@ -39,6 +41,7 @@ def unregister() -> None:
         bpy.app.timers.unregister(_tick)
     bridge.BRIDGE.stop()
     bpy.types.TOPBAR_MT_file_import.remove(_menu_import)
+    bonemap_ui.unregister()
     properties.unregister()
     for module in reversed(_MODULES):
         for cls in reversed(module.classes):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from . import protocol
 
 EXITED = "backend_exited"   # pseudo-event the reader posts when the process's stdout closes
+CANCEL_PREFIX = "cancel-"   # id of the cancel request sent for job <id>
 
 
 class BackendError(Exception):
@@ -170,7 +171,9 @@ class Bridge:
 
     def send(self, rid, method: str, params: dict | None = None) -> None:
         if not self.alive():
-            raise BackendError("the backend is not running", EXITED, self.last_log())
+            code = self.proc.returncode if self.proc is not None else None
+            raise BackendError(f"the backend {self._program()} exited at once (code {code})" if code is not None
+                               else "the backend is not running", EXITED, self.last_log() or self.startup_hint())
         try:
             with self._write_lock:
                 self.proc.stdin.write(protocol.encode_request(rid, method, params))
@@ -179,8 +182,21 @@ class Bridge:
             raise BackendError("the backend stopped accepting requests", EXITED, self.last_log()) from None
 
     def cancel(self, job: Job) -> None:
-        if not job.finished and self.alive():
-            self.send(f"cancel-{job.id}", "cancel", {"id": job.id})
+        """Ask the backend to cancel `job`; a job the backend cannot be asked about (it is gone, or it
+        answers that it never queued the job) ends cancelled here, so nothing waits for it."""
+        if job.finished:
+            return
+        if not self.alive():
+            job.handle("cancelled", {})
+            return
+        self.send(CANCEL_PREFIX + job.id, "cancel", {"id": job.id})
+
+    def _program(self) -> str:
+        return self.command[0] if self.command else "?"
+
+    def startup_hint(self) -> str:
+        return (f"{self._program()} printed nothing: the Backend Python in the preferences must be a Python "
+                "with the irmogen package (Set up Backend installs one)")
 
     def last_log(self) -> str:
         lines = [ln for ln in self.log if ln.strip()]
@@ -196,15 +212,28 @@ class Bridge:
         if name == EXITED:
             if self.proc is not None and id(self.proc) != data.get("proc"):
                 return None  # an old process; the current one is fine
-            hint = self.last_log() or "See the system console for the backend's log"
+            hint = self.last_log() or (self.startup_hint() if not self.hello else
+                                       "See the system console for the backend's log")
             for job in self.jobs.values():
                 if not job.finished:
                     job.handle("error", {"code": EXITED, "hint": hint,
                                          "message": f"the backend exited (code {data.get('returncode')})"})
             return None
+        if isinstance(rid, str) and rid.startswith(CANCEL_PREFIX):
+            return self._cancel_reply(rid.removeprefix(CANCEL_PREFIX), name, data)
         job = self.jobs.get(rid) if isinstance(rid, str) else None
         if job is not None:
             job.handle(name, data)
+        elif name == "error":  # a reply to no job of ours (e.g. a line the backend could not read)
+            self.log.append(f"[backend error] {data.get('message', '')}")
+        return job
+
+    def _cancel_reply(self, jid: str, name: str, data: dict) -> Job | None:
+        """The backend knows no such job (it refused or never read the request): end it here."""
+        job = self.jobs.get(jid)
+        if job is None or job.finished or name != "error" or data.get("code") != "unknown_job":
+            return None
+        job.handle("cancelled", {})
         return job
 
     def drain(self) -> list[Job]:

@@ -49,20 +49,22 @@ def load_clip(path, rig_maps: dict | None = None) -> dict:
     raise ClipFileError(f"{path}: not a clip .npz or a .bvh file", hint="Choose a .npz clip or a .bvh file")
 
 
-def load_npz(path) -> dict:
+def load_npz(path, where: str = "") -> dict:
+    """A clip .npz from a path or a binary file object (`where` names it in errors)."""
+    where = where or str(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise ClipFileError(f"{path}: not a readable clip .npz ({e})") from None
+        raise ClipFileError(f"{where}: not a readable clip .npz ({e})") from None
     missing = [k for k in ("fps",) + ARRAY_FIELDS if k not in data]
     if missing:
-        raise ClipFileError(f"{path}: clip is missing field(s) {', '.join(missing)}")
+        raise ClipFileError(f"{where}: clip is missing field(s) {', '.join(missing)}")
     clip = {k: data[k].astype(np.float64) for k in ARRAY_FIELDS}
     clip["fps"] = float(data["fps"])
     clip["text"] = str(data["text"]) if "text" in data else ""
     clip["transcript"] = str(data["transcript"]) if "transcript" in data else ""
-    return check_clip(clip, str(path))
+    return check_clip(clip, where)
 
 
 def check_clip(clip: dict, where: str) -> dict:
@@ -79,10 +81,9 @@ def check_clip(clip: dict, where: str) -> dict:
     return clip
 
 
-def save_npz(clip: dict, path) -> Path:
-    """Write a clip dict atomically (strings as numpy unicode, loadable without pickle)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_npz(clip: dict, f) -> None:
+    """Write a clip dict to a binary file object, compressed (strings as numpy unicode, loadable
+    without pickle)."""
     arrays = {k: np.asarray(clip[k], np.float32) for k in ARRAY_FIELDS}
     arrays["fps"] = np.float32(clip["fps"])
     arrays["joint_names"] = np.array(SMPL_JOINTS)
@@ -90,10 +91,17 @@ def save_npz(clip: dict, path) -> Path:
     for key in ("text", "transcript"):
         if clip.get(key):
             arrays[key] = np.array(str(clip[key]))
+    np.savez_compressed(f, **arrays)
+
+
+def save_npz(clip: dict, path) -> Path:
+    """Write a clip dict to `path` atomically (see write_npz)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write_npz(clip, f)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -248,3 +256,52 @@ def load_bvh(path, rig_maps: dict) -> dict:
         "transcript": "",
     }
     return check_clip(clip, str(path))
+
+
+# ---- BVH axes ------------------------------------------------------------------------------------
+# Blender is Z up, -Y forward; BVH readers (Blender's own importer at its defaults, MotionBuilder,
+# the backend) expect Y up: Blender (x, y, z) -> BVH (x, z, -y).
+Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+
+def reorient_bvh(text: str, matrix: np.ndarray) -> str:
+    """A BVH text with every joint moved by the 4x4 `matrix` (rotation, uniform scale,
+    translation): offsets and positions scaled and rotated, the root's positions also translated,
+    each joint's rotation conjugated (R M R^T) and written back in its own channel order."""
+    from .retarget import matrix_to_quat, quat_to_euler
+
+    matrix = np.asarray(matrix, np.float64)
+    linear, shift = matrix[:3, :3], matrix[:3, 3]
+    scale = float(np.cbrt(abs(np.linalg.det(linear)))) or 1.0
+    rot = linear / scale
+    head, _, motion = text.partition("MOTION")
+    out_lines, channels = [], []
+    for line in head.splitlines():
+        words = line.split()
+        if words[:1] == ["OFFSET"]:
+            v = linear @ np.array([float(w) for w in words[1:4]])
+            line = line[:len(line) - len(line.lstrip())] + "OFFSET %.6f %.6f %.6f" % tuple(v)
+        elif words[:1] == ["CHANNELS"]:
+            channels.append(words[2:2 + int(words[1])])
+        out_lines.append(line)
+    lines = motion.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.strip().startswith("Frame Time")) + 1
+    values = np.array([[float(v) for v in ln.split()] for ln in lines[start:] if ln.strip()], np.float64)
+    col = 0
+    for joint, names in enumerate(channels):
+        pos = [col + k for k, n in enumerate(names) if n.lower().endswith("position")]
+        rots = [col + k for k, n in enumerate(names) if n.lower().endswith("rotation")]
+        if len(pos) == 3:
+            order = [names[c - col][0].upper() for c in pos]
+            p = values[:, pos][:, np.argsort(order)] @ linear.T + (shift if joint == 0 else 0.0)
+            values[:, pos] = p[:, ["XYZ".index(a) for a in order]]
+        if len(rots) == 3:
+            axes = "".join(names[c - col][0].upper() for c in rots)
+            m = np.broadcast_to(np.eye(3), (len(values), 3, 3)).copy()
+            for c, axis in zip(rots, axes):
+                m = m @ _axis_matrices(axis, np.radians(values[:, c]))
+            euler = np.degrees(quat_to_euler(matrix_to_quat(rot @ m @ rot.T), axes[::-1]))
+            values[:, rots] = euler[:, ["XYZ".index(a) for a in axes]]
+        col += len(names)
+    rows = [" ".join("%.6f" % v for v in row) for row in values]
+    return "\n".join(out_lines + ["MOTION"] + lines[1:start] + rows) + "\n"

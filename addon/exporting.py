@@ -1,8 +1,12 @@
 """FBX and BVH export of the armature's current take, through Blender's own exporters.
 
-FBX bakes what the scene plays over the scene frame range, so the range is set to the take's for
-the export (and restored after). Settings follow what imports cleanly elsewhere and round-trips
-in Blender: no leaf bones, no NLA/all-actions baking, no key simplification. Imports bpy only.
+The current take is the one picked in the takes list (the one that plays). FBX bakes what the
+scene plays over the scene frame range, so the range is set to the take's for the export (and
+restored after). Blender's BVH exporter writes Z-up armature space, so the file is then turned Y
+up in world space: it opens upright in Blender's importer at its defaults and in other tools.
+FBX settings follow what imports cleanly elsewhere and round-trips
+in Blender: no leaf bones, no NLA/all-actions baking, no key simplification. Imports bpy, numpy
+and the add-on's clipfile, keying and takes.
 """
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from contextlib import contextmanager
 
 import bpy
 
-from . import keying
+import numpy as np
+
+from . import clipfile, keying, takes
 
 
 class ExportError(Exception):
@@ -20,6 +26,11 @@ class ExportError(Exception):
 
 
 def take_range(obj) -> tuple[int, int]:
+    """The scene frames of the take that plays (else of the active action)."""
+    take = takes.current_take(obj)
+    strip = takes.take_strip(obj, take) if take is not None else None
+    if strip is not None:
+        return int(round(strip.frame_start)), int(round(strip.frame_end))
     action = keying.active_action(obj)
     if action is None:
         raise ExportError(f"'{obj.name}' has no animation to export", "Generate or apply a take first")
@@ -83,4 +94,10 @@ def export_bvh(context, obj, filepath: str) -> tuple[int, int]:
                                          global_scale=1.0, rotate_mode="NATIVE", root_transform_only=False)
     if result != {"FINISHED"}:
         raise ExportError(f"BVH export to {filepath} failed")
+    world = np.eye(4)
+    world[:3] = clipfile.Z_UP_TO_Y_UP @ np.array(obj.matrix_world)[:3]
+    with open(filepath, encoding="utf-8") as f:
+        text = f.read()
+    with open(filepath, "w", encoding="utf-8", newline="\n") as f:
+        f.write(clipfile.reorient_bvh(text, world))
     return start, end

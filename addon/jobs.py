@@ -3,23 +3,26 @@ and turn clips (from the backend or from files) into takes on the active armatur
 
 Runs on Blender's main thread only (the bridge's threads never call into here). Retargeting is
 `retarget.retarget_clip` on the rig's rest pose (`armature`) and the bone map `rigmap.detect` finds
-among the maps in the add-on's `rigs/` folder; keys are written by `takes`/`keying`. Errors are
-`JobError(message, hint, fix)`; operators report them.
+among the maps in the add-on's `rigs/` folder; keys are written by `takes`/`keying`. The clips a
+take was made from (final and per round) are packed into the take (`takes.pack_clip`), so Refine
+and Use Round need nothing outside the .blend. Errors are `JobError(message, hint, fix)`;
+operators report them; backend warnings go to the panel (`scene.irmogen.warnings`).
 Imports bpy, numpy and the add-on's modules only.
 """
 from __future__ import annotations
 
 import functools
+import io
 import json
 import time
-import uuid
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from . import armature, bridge, clipfile, preferences, properties, protocol, retarget, rigmap, takes
+from . import armature, bridge, clipfile, preferences, properties, protocol, retarget, rigmap, takes, takeview
 
 WAIT_SECONDS = 600.0  # background runs: longest wait for one job's result
 
@@ -63,13 +66,14 @@ def _submit(method: str, params: dict, target: Target, info: takes.TakeInfo) -> 
         return bridge.BRIDGE.submit(spec.command(), method, params, cwd=spec.cwd,
                                     context={"target": target, "info": info})
     except bridge.BackendError as e:
-        raise JobError(str(e), e.hint, "irmogen.setup_backend" if e.code == "no_backend" else "") from None
+        raise JobError(str(e), e.hint, "irmogen.setup_backend" if e.code in {"no_backend", bridge.EXITED} else "") from None
 
 
 def start_generate(context, s: properties.Settings) -> list[bridge.Job]:
     """One generate job per variation (seeds s.seed, s.seed + 1, ...); greedy when there is one
     variation and seed 0, as the paper decodes."""
     obj = active_armature(context)
+    rig_mapping(obj, context.scene)          # refuse an unusable rig before a whole generation runs
     target = Target(obj.name, context.scene.name, context.scene.frame_current)
     sample = s.variations > 1 or s.seed > 0
     jobs = []
@@ -81,26 +85,52 @@ def start_generate(context, s: properties.Settings) -> list[bridge.Job]:
             params["seconds"] = min(max(s.seconds, protocol.MIN_SECONDS), protocol.MAX_SECONDS)
         info = takes.TakeInfo(prompt=s.prompt, kind="generate", seed=s.seed + k)
         jobs.append(_submit("generate", params, target, info))
-    _begin_live(context.scene, "Generating")
+    _begin_live(context.scene, "Generating", prompt_warnings(s.prompt))
     return jobs
+
+
+def prompt_warnings(text: str) -> list[str]:
+    """What the add-on can tell about a prompt before the backend reads it."""
+    letters = [ch for ch in text if ch.isalpha()]
+    foreign = sum(1 for ch in letters if not unicodedata.name(ch, "").startswith("LATIN"))
+    symbols = sum(1 for ch in text if unicodedata.category(ch) == "So")
+    if (letters and foreign > len(letters) / 3) or (symbols and symbols >= len(letters)):
+        return ["the model was trained on English descriptions: text in other scripts or emoji "
+                "gives unrelated motion; describe the motion in English"]
+    return []
 
 
 def start_refine(context, s: properties.Settings, take) -> bridge.Job:
     """Refine a take by an instruction: the backend gets the take's source clip and its prompt."""
     obj = active_armature(context)
+    rig_mapping(obj, context.scene)
     parent = takes.read_info(take)
-    clip = _load_source(parent)
+    clip = take_clip(take)
+    seconds = (len(clip["positions"]) - 1) / clip["fps"]   # the refined take keeps the take's length
     params = {"clip": protocol.encode_clip(clip["fps"], clip["offsets"], clip["rotations"],
                                            clip["root_translation"], clip["positions"], parent.prompt),
-              "instruction": s.instruction}
+              "instruction": s.instruction,
+              "seconds": min(max(seconds, protocol.MIN_SECONDS), protocol.MAX_SECONDS)}
     if parent.prompt:
         params["text"] = parent.prompt
+    check_request_size(take.name, seconds, params)
     info = takes.TakeInfo(prompt=parent.prompt or s.instruction, kind="refine", seed=parent.seed,
                           parent=take.name, extra={"instruction": s.instruction})
-    target = Target(obj.name, context.scene.name, context.scene.frame_current)
-    job = _submit("refine", params, target, info)
-    _begin_live(context.scene, "Refining")
+    strip = takes.take_strip(obj, take)
+    start = int(strip.frame_start) if strip is not None else context.scene.frame_current
+    job = _submit("refine", params, Target(obj.name, context.scene.name, start), info)
+    _begin_live(context.scene, "Refining", prompt_warnings(s.instruction))
     return job
+
+
+def check_request_size(name: str, seconds: float, params: dict) -> None:
+    """Refuse a request the backend would skip as too long, before sending it."""
+    size = len(protocol.encode_request("j0", "refine", params))
+    limit = int((bridge.BRIDGE.hello.get("limits") or {}).get("max_line_bytes", protocol.MAX_LINE_BYTES))
+    if size > limit:
+        raise JobError(f"take '{name}' is too long to refine ({seconds:.0f} s makes a {size / 2**20:.0f} MB "
+                       f"request; the backend reads at most {limit / 2**20:.0f} MB)",
+                       f"Refine a shorter take: the model works on up to {protocol.MAX_SECONDS:g} s at a time")
 
 
 def cancel_all() -> int:
@@ -134,28 +164,44 @@ def finish(jobs: list[bridge.Job]) -> tuple[list, list]:
             except JobError as e:
                 errors.append(e)
         elif job.status == "error":
-            err = job.error or {}
-            fix = "irmogen.setup_backend" if err.get("code") in {bridge.EXITED, "no_model"} else ""
-            errors.append(JobError(err.get("message", "the backend failed"), err.get("hint") or "", fix))
+            errors.append(job_error(job.error or {}))
         bridge.BRIDGE.jobs.pop(job.id, None)
     scene = bpy.data.scenes.get(jobs[0].context["target"].scene) if jobs else None
     if scene is not None:
         live = scene.irmogen
         live.running = False
         live.status = "Cancelled" if all(j.status == "cancelled" for j in jobs) else "Done"
+        notes = [*live.warnings.splitlines(), *(w for j in jobs for w in j.warnings)]
+        live.warnings = "\n".join(dict.fromkeys(n for n in notes if n))
         if errors:
             properties.show_error(scene, str(errors[0]), errors[0].hint, errors[0].fix)
+        else:
+            properties.clear_error(scene)
         if made:
-            show_take(scene, made[-1])
+            takeview.show_take(scene, made[-1])
     return made, errors
 
 
+def job_error(err: dict) -> JobError:
+    """A job's error event as a JobError. "No model" carries the backend's real reason (kept from
+    its hello: a missing directory, not a model directory, ...) and points at the preferences."""
+    code, message, hint = err.get("code"), err.get("message") or "the backend failed", err.get("hint") or ""
+    if code == "no_model":
+        reason = bridge.BRIDGE.hello.get("model_error") or {}
+        message = reason.get("message") or message
+        hint = "Choose the model in the add-on's preferences (Edit > Preferences > Add-ons > IRMoGen)" + (
+            f"; {reason['hint']}" if reason.get("hint") else "")
+        return JobError(message, hint)
+    return JobError(message, hint, "irmogen.setup_backend" if code == bridge.EXITED else "")
+
+
 # ---- live state for the panel -----------------------------------------------------------------
-def _begin_live(scene, status: str) -> None:
+def _begin_live(scene, status: str, warnings: list[str] = ()) -> None:
     live = scene.irmogen
     properties.clear_error(scene)
     live.running, live.status, live.progress, live.analysis = True, status, 0.0, ""
     live.transcript_take = ""
+    live.warnings = "\n".join(warnings)
     live.rounds.clear()
 
 
@@ -168,37 +214,9 @@ def _mirror(job: bridge.Job) -> None:
     live.progress = job.progress
     live.status = f"{job.method.capitalize()}: {job.status}"
     live.analysis = job.analysis
-    _fill_rounds(live, job.rounds)
+    takeview.fill_rounds(live, job.rounds)
     for area in (bpy.context.screen.areas if bpy.context.screen else ()):
         area.tag_redraw()
-
-
-def _fill_rounds(live, rounds: list[dict]) -> None:
-    live.rounds.clear()
-    for k, r in enumerate(rounds):
-        item = live.rounds.add()
-        item.index = int(r.get("round", k))
-        item.assessment = str(r.get("assessment") or "")
-        item.refinement = str(r.get("refinement") or "")
-        item.has_motion = bool(r.get("clip") or r.get("motion"))
-
-
-def show_take(scene, take) -> None:
-    """Show a take's transcript in the panel (the rounds with their "use this motion" buttons)."""
-    info = takes.read_info(take)
-    transcript = _transcript(info)
-    live = scene.irmogen
-    live.analysis = transcript.get("analysis", "")
-    live.transcript_take = take.name
-    _fill_rounds(live, transcript.get("rounds", []))
-
-
-def _transcript(info: takes.TakeInfo) -> dict:
-    try:
-        data = json.loads(info.transcript or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # ---- clips -> takes --------------------------------------------------------------------------
@@ -214,40 +232,51 @@ def clip_from_payload(payload: dict, where: str = "result") -> dict:
     return clip
 
 
-def _clip_dir(info: takes.TakeInfo) -> Path:
-    return preferences.user_dir("clips") / info.extra.setdefault("id", uuid.uuid4().hex[:12])
+def clip_bytes(clip: dict) -> bytes:
+    """A clip dict as the bytes of its .npz (what a take packs)."""
+    buf = io.BytesIO()
+    clipfile.write_npz(clip, buf)
+    return buf.getvalue()
 
 
 def _take_from_job(job: bridge.Job):
-    """Store the job's clips (final and per round) under the user folder, then make the take."""
+    """Pack the job's clips (final and per round) into a new take made from the final one."""
     info: takes.TakeInfo = job.context["info"]
     result = job.result or {}
     final = clip_from_payload(result.get("clip") or result.get("motion") or {}, "result.clip")
-    folder = _clip_dir(info)
-    rounds = []
+    rounds, packed = [], {"final": clip_bytes(final)}
     for k, r in enumerate(job.rounds):
         entry = {key: r[key] for key in ("round", "analysis", "assessment", "refinement") if key in r}
         entry.setdefault("round", k)
         payload = r.get("clip") or r.get("motion")
         if isinstance(payload, dict):
-            path = folder / f"round_{entry['round']}.npz"
-            clipfile.save_npz(clip_from_payload(payload, f"round {k}"), path)
-            entry["clip"] = str(path)
+            entry["clip"] = f"round_{entry['round']}"
+            packed[entry["clip"]] = clip_bytes(clip_from_payload(payload, f"round {k}"))
         rounds.append(entry)
-    info.source = str(clipfile.save_npz(final, folder / "final.npz"))
+    info.source = "final"
     info.rounds = max(len(rounds), int(result.get("rounds", 0) or 0))
     info.transcript = json.dumps({"analysis": job.analysis, "rounds": rounds,
                                   "backend": result.get("transcript", "")}, ensure_ascii=False)
     target: Target = job.context["target"]
     return take_from_clip(bpy.data.objects[target.armature], final, info, target.start_frame,
-                          bpy.data.scenes[target.scene])
+                          bpy.data.scenes[target.scene], packed)
 
 
-def _load_source(info: takes.TakeInfo) -> dict:
-    if not info.source or not Path(info.source).is_file():
-        raise JobError(f"the take's motion file {info.source or '(none)'} is missing",
-                       "Takes keep their clips in the add-on's user folder; regenerate the take")
-    return _read_clip(info.source)
+def take_clip(take, name: str = "") -> dict:
+    """A clip a take was made from (`name`: "final" or a round's key; default the take's source),
+    read from the copy packed in the take; takes from older files may name a clip file instead."""
+    info = takes.read_info(take)
+    name = name or info.source or "final"
+    data = takes.packed_clip(take, name)
+    if data is not None:
+        try:
+            return clipfile.load_npz(io.BytesIO(data), where=f"take '{take.name}' ({name})")
+        except clipfile.ClipFileError as e:
+            raise JobError(str(e), e.hint) from None
+    if Path(name).is_file():
+        return _read_clip(name)
+    raise JobError(f"take '{take.name}' holds no motion '{name}' (its clip file is gone)",
+                   "Apply the motion again or regenerate the take")
 
 
 def rigs_dir() -> Path:
@@ -268,6 +297,30 @@ def rig_maps() -> dict:
         raise JobError(e.message, e.hint or "Reinstall the add-on: its rigs folder is damaged") from None
 
 
+def offer_rig_maps() -> None:
+    """Registration: fill the bone-map menu (auto-detection only if the rigs folder is damaged;
+    retargeting then reports it)."""
+    try:
+        properties.set_rig_maps(rig_maps())
+    except JobError:
+        pass
+
+
+def rig_mapping(obj, scene) -> rigmap.MapResult:
+    """The bone map used for `obj`: the one picked in the panel, else the detected one. Raises
+    JobError naming what is missing (Generate calls this before any generation runs)."""
+    override = scene.irmogen.rig_map
+    try:
+        found = rigmap.detect([b.name for b in obj.data.bones], rig_maps(),
+                              override=None if override == properties.AUTO_RIG_MAP else override)
+    except retarget.RetargetError as e:
+        raise JobError(f"'{obj.name}': {e.message}", e.hint) from None
+    if scene.irmogen.root_mode == "ROOT_BONE" and found.root_bone is None:
+        raise JobError(f"'{obj.name}': its bone map '{found.name}' names no root bone",
+                       "Put the root motion on the hips or in place, or name the root in the map (rigs/)")
+    return found
+
+
 def retarget_options(scene, start_frame: int, root_bone: str | None) -> retarget.RetargetOptions:
     """The scene's settings as retargeting options (frame rate, take start, root motion mode)."""
     return retarget.RetargetOptions(scene_fps=scene.render.fps / scene.render.fps_base,
@@ -275,19 +328,15 @@ def retarget_options(scene, start_frame: int, root_bone: str | None) -> retarget
                                     root_motion=scene.irmogen.root_mode.lower(), root_bone=root_bone)
 
 
-def take_from_clip(obj, clip: dict, info: takes.TakeInfo, start_frame: int, scene):
+def take_from_clip(obj, clip: dict, info: takes.TakeInfo, start_frame: int, scene, packed: dict | None = None):
     """Retarget a clip dict onto `obj` and key it as a new take starting at `start_frame`.
 
-    The bone map is detected (or the one picked in the panel is used), the rig's switches the map
-    names are set, and the map's report and the constraint warnings go to the panel's rig box.
+    The bone map is `rig_mapping`'s, the rig's switches the map names are set, and the map's report
+    and the constraint warnings go to the panel's rig box. `packed` ({name: .npz bytes}, default
+    the clip itself as "final") goes into the take, which becomes the picked one in the list.
     """
-    override = scene.irmogen.rig_map
+    found = rig_mapping(obj, scene)
     try:
-        found = rigmap.detect([b.name for b in obj.data.bones], rig_maps(),
-                              override=None if override == properties.AUTO_RIG_MAP else override)
-        if scene.irmogen.root_mode == "ROOT_BONE" and found.root_bone is None:
-            raise JobError(f"'{obj.name}': its bone map '{found.name}' names no root bone",
-                           "Put the root motion on the hips or in place, or name the root in the map (rigs/)")
         changed = armature.prepare_rig(obj, found.properties)
         rest = armature.rig_rest_from_object(obj)
         tracks = retarget.retarget_clip(rest, clip, found.mapping,
@@ -300,10 +349,13 @@ def take_from_clip(obj, clip: dict, info: takes.TakeInfo, start_frame: int, scen
                             locations=dict(tracks.locations))
     info.extra.setdefault("rig", found.name)
     try:
-        return takes.create_take(obj, pose, info, start_frame=start_frame,
-                                 blend_type=scene.irmogen.blend_type, extrapolation=scene.irmogen.extrapolation)
+        take = takes.create_take(obj, pose, info, start_frame=start_frame, blend_type=scene.irmogen.blend_type,
+                                 extrapolation=scene.irmogen.extrapolation,
+                                 clips=packed if packed is not None else {"final": clip_bytes(clip)})
     except ValueError as e:
         raise JobError(str(e)) from None
+    takeview.select(scene, take)
+    return take
 
 
 def _read_clip(path) -> dict:
@@ -317,12 +369,11 @@ def apply_clip_file(context, path) -> object:
     """`irmogen.apply_clip`: a clip .npz or BVH -> a new take on the active armature."""
     obj = active_armature(context)
     clip = _read_clip(path)
-    info = takes.TakeInfo(prompt=clip.get("text") or Path(path).name, kind="clip", model="file")
-    folder = _clip_dir(info)
-    info.source = str(clipfile.save_npz(clip, folder / "final.npz"))
+    info = takes.TakeInfo(prompt=clip.get("text") or Path(path).name, kind="clip", model="file", source="final")
     info.transcript = clip.get("transcript") or "{}"
     take = take_from_clip(obj, clip, info, context.scene.frame_current, context.scene)
-    show_take(context.scene, take)
+    takeview.show_take(context.scene, take)
+    properties.clear_error(context.scene)
     return take
 
 
@@ -333,14 +384,17 @@ def use_round(context, take_name: str, index: int):
     if take is None or not takes.is_take(take):
         raise JobError(f"no take named '{take_name}'")
     parent = takes.read_info(take)
-    rounds = _transcript(parent).get("rounds", [])
+    rounds = takeview.transcript(parent).get("rounds", [])
     entry = next((r for r in rounds if r.get("round") == index), None)
     if entry is None or not entry.get("clip"):
         raise JobError(f"take '{take_name}' has no motion for round {index}")
-    clip = _load_source(takes.TakeInfo(source=entry["clip"]))
+    clip = take_clip(take, entry["clip"])
+    packed = {name: takes.packed_clip(take, name) for name in take.get(takes.CLIPS_KEY, {}).keys()}
+    packed["final"] = clip_bytes(clip)     # the new take's own motion; the rounds stay usable from it
     info = takes.TakeInfo(prompt=parent.prompt, kind="round", model=parent.model, seed=parent.seed,
                           rounds=parent.rounds, round_used=index, transcript=parent.transcript,
-                          parent=take.name, source=entry["clip"], date=time.strftime("%Y-%m-%d %H:%M"))
-    new = take_from_clip(obj, clip, info, context.scene.frame_current, context.scene)
-    show_take(context.scene, new)
+                          parent=take.name, source="final", date=time.strftime("%Y-%m-%d %H:%M"))
+    new = take_from_clip(obj, clip, info, context.scene.frame_current, context.scene, packed)
+    takeview.show_take(context.scene, new)
+    properties.clear_error(context.scene)
     return new

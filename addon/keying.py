@@ -134,11 +134,17 @@ def new_action(name: str):
 
 
 def assign_action(obj, action) -> None:
-    """Make `action` the object's active action (and, on 4.4+, bind the object's slot)."""
+    """Make `action` the object's active action (and, on 4.4+, bind the object's slot); None clears it."""
     ad = obj.animation_data or obj.animation_data_create()
     ad.action = action
-    if SLOTTED:
+    if SLOTTED and action is not None:
         ad.action_slot = _slot_for(action, obj)
+
+
+def active_slot(obj):
+    """4.4+: the slot the object's active action plays through (None on 4.2/4.3)."""
+    ad = obj.animation_data
+    return ad.action_slot if SLOTTED and ad is not None else None
 
 
 def active_action(obj):
@@ -146,14 +152,15 @@ def active_action(obj):
     return ad.action if ad else None
 
 
-def push_nla_strip(obj, action, track_name: str, start: int, blend_type: str, extrapolation: str):
-    """Put `action` on a new NLA track at frame `start` with explicit blend type and extrapolation."""
+def push_nla_strip(obj, action, track_name: str, start: int, blend_type: str, extrapolation: str, slot=None):
+    """Put `action` on a new NLA track (on top) at frame `start` with explicit blend type and
+    extrapolation; on 4.4+ the strip plays `slot` (default: the action's slot for objects)."""
     ad = obj.animation_data or obj.animation_data_create()
     track = ad.nla_tracks.new()
     track.name = track_name
     strip = track.strips.new(action.name, int(start), action)
-    if SLOTTED and strip.action_slot is None:
-        strip.action_slot = _slot_for(action, obj)
+    if SLOTTED and (slot is not None or strip.action_slot is None):
+        strip.action_slot = slot or _slot_for(action, obj)
     strip.blend_type = blend_type
     strip.extrapolation = extrapolation
     return strip

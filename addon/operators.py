@@ -21,15 +21,14 @@ def _fail(op, context, message: str, hint: str = "", fix: str = "") -> set:
 
 
 def selected_take(context):
-    """The take picked in the panel's list, else the active armature's current action if a take."""
+    """The take picked in the panel's list, else the one that plays on the active armature."""
     obj = context.active_object
     index = context.scene.irmogen.take_index
     actions = bpy.data.actions
     if 0 <= index < len(actions) and takes.is_take(actions[index]) and obj is not None \
             and actions[index].get(takes.PREFIX + "armature") == obj.name:
         return actions[index]
-    action = obj.animation_data.action if obj is not None and obj.animation_data else None
-    return action if takes.is_take(action) else None
+    return takes.current_take(obj)
 
 
 class _JobOperator:
@@ -66,6 +65,8 @@ class _JobOperator:
         made, errors = jobs.finish(self._jobs)
         for e in errors:
             self.report({"ERROR"}, f"{e}. {e.hint}" if e.hint else str(e))
+        for note in context.scene.irmogen.warnings.splitlines():
+            self.report({"WARNING"}, f"IRMoGen: {note}")
         if made:
             self.report({"INFO"}, f"IRMoGen: {len(made)} new take(s): {', '.join(a.name for a in made)}")
             return {"FINISHED"}
@@ -178,6 +179,7 @@ class _ExportOperator(ExportHelper):
             start, end = self.export(context, obj, self.filepath)
         except exporting.ExportError as e:
             return _fail(self, context, str(e), e.hint)
+        properties.clear_error(context.scene)
         self.report({"INFO"}, f"IRMoGen: wrote {self.filepath} (frames {start}-{end})")
         return {"FINISHED"}
 

@@ -66,6 +66,10 @@ class IRMOGEN_PT_main(_Sidebar, bpy.types.Panel):
                 _wrapped(box, p.error_hint, icon="INFO")
             if p.error_fix:
                 box.operator(p.error_fix)
+        if p.warnings:
+            box = layout.box()
+            for note in p.warnings.splitlines():
+                _wrapped(box, note, icon="ERROR")
 
 
 class IRMOGEN_PT_transcript(_Sidebar, bpy.types.Panel):
@@ -96,13 +100,18 @@ class IRMOGEN_PT_transcript(_Sidebar, bpy.types.Panel):
 
 
 class IRMOGEN_UL_takes(bpy.types.UIList):
-    """The takes (actions made by IRMoGen) of the active armature."""
+    """The takes (actions made by IRMoGen) of the active armature: picking one makes it the take
+    that plays, is exported and refined. Each row: kind, prompt, length."""
 
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
-        rounds = item.get(takes.PREFIX + "rounds", 0)
+        kind = takes.kind_label(item.get(takes.PREFIX + "kind", ""))   # the name holds kind and prompt
+        start, end = item.frame_range
+        fps = context.scene.render.fps / context.scene.render.fps_base
         row = layout.row(align=True)
-        row.label(text=item.get(takes.PREFIX + "prompt", item.name) or item.name, icon="ACTION")
-        row.label(text=f"{rounds} rnd · {item.get(takes.PREFIX + 'model', '')} · {item.get(takes.PREFIX + 'date', '')}")
+        row.label(text=item.name, icon="ACTION")
+        sub = row.row(align=True)
+        sub.alignment = "RIGHT"
+        sub.label(text=f"{kind} · {(end - start + 1) / fps:.1f} s")
 
     def filter_items(self, context, data, propname):
         actions = getattr(data, propname)

@@ -2,7 +2,8 @@
 
 The settings are read by operators into the plain `Settings` dataclass; the live state (status,
 progress, transcript rounds, last error) is written on the main thread from backend events, so the
-panel only draws stored values. Imports bpy and the stdlib only.
+panel only draws stored values. Imports bpy, the stdlib and `takeview` (picking a take); never
+`jobs`, which imports this module.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
+
+from . import takeview
 
 BLEND_TYPES = [
     ("COMBINE", "Combine", "Quaternion-aware layering over the tracks below (good for takes)"),
@@ -43,6 +46,12 @@ def set_rig_maps(maps: dict) -> None:
     _RIG_MAP_ITEMS.extend((name, name, m.description or name) for name, m in sorted(maps.items()))
 
 
+def _pick_take(self, context) -> None:
+    # A named module function, defined before the class: Blender evaluates the (string) annotations
+    # in a namespace of its own, where a lambda's module names are not found at call time.
+    takeview.pick(context)
+
+
 class IRMOGEN_PG_round(bpy.types.PropertyGroup):
     """One reasoning round of the live job, as the backend reported it."""
     index: IntProperty()
@@ -64,7 +73,8 @@ class IRMOGEN_PG_settings(bpy.types.PropertyGroup):
                             default=1, min=1, max=8)
     instruction: StringProperty(name="Instruction", description="How to change the selected take",
                                 default="raise the arms higher")
-    take_index: IntProperty(name="Take", default=-1, update=lambda self, context: _show_selected_take(context))
+    take_index: IntProperty(name="Take", default=-1, update=_pick_take,
+                            description="The take that plays, is exported and refined")
     blend_type: EnumProperty(name="Blend", items=BLEND_TYPES, default="COMBINE",
                              description="NLA blend type of new takes")
     extrapolation: EnumProperty(name="Extrapolation", items=EXTRAPOLATIONS, default="NOTHING",
@@ -86,16 +96,7 @@ class IRMOGEN_PG_settings(bpy.types.PropertyGroup):
     error_message: StringProperty()
     error_hint: StringProperty()
     error_fix: StringProperty(description="Operator that fixes the last error, if one exists")
-
-
-def _show_selected_take(context) -> None:
-    """Picking a take in the list shows its reasoning rounds in the panel."""
-    from . import jobs, takes  # jobs imports this module
-
-    actions = bpy.data.actions
-    index = context.scene.irmogen.take_index
-    if 0 <= index < len(actions) and takes.is_take(actions[index]) and not context.scene.irmogen.running:
-        jobs.show_take(context.scene, actions[index])
+    warnings: StringProperty(description="The last job's warnings (the backend's and the add-on's), one per line")
 
 
 @dataclass
@@ -138,13 +139,7 @@ classes = (IRMOGEN_PG_round, IRMOGEN_PG_settings)
 
 
 def register() -> None:
-    from . import jobs  # jobs imports this module
-
     bpy.types.Scene.irmogen = PointerProperty(type=IRMOGEN_PG_settings)
-    try:
-        set_rig_maps(jobs.rig_maps())
-    except jobs.JobError:
-        pass  # the menu offers auto-detection only; retargeting then reports the broken folder
 
 
 def unregister() -> None:

@@ -4,7 +4,10 @@ A map names, per SMPL joint, one bone name or a list of alternatives (the first 
 joints a rig lacks are left out. `detect` scores every map by how many SMPL joints it finds among
 an armature's bone names and returns the best one with a report of what mapped and what is
 missing; a map can also be forced by name (manual override). The rigs folder is always passed in.
-Pure Python (tomllib, re): no bpy, testable without Blender. File format: rigs/README.md.
+`detect_rig` adds the rig's shape (`rigdetect`): it fills the joints the names miss, or maps the
+whole rig when no map fits its names. `map_toml` writes a map (the editor's "Save Rig Map").
+Pure Python (tomllib, re, numpy via rigdetect): no bpy, testable without Blender. File format:
+rigs/README.md.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import rigdetect
 from .retarget import JOINT_NAMES, RetargetError
 
 # Without these the motion is not recognisably transferred; a map lacking one never wins.
@@ -85,11 +89,20 @@ def parse_map(text: str, where: str) -> RigMap:
     )
 
 
-def load_maps(rigs_dir) -> dict[str, RigMap]:
-    """Every `*.toml` map in `rigs_dir`, by map name."""
+def load_maps(rigs_dir, *user_dirs) -> dict[str, RigMap]:
+    """Every `*.toml` map in `rigs_dir`, by map name, then those of `user_dirs` (folders that may
+    not exist yet); a user's map replaces a shipped map of the same name."""
     folder = Path(rigs_dir)
     if not folder.is_dir():
         raise RetargetError(f"{folder}: rig map folder not found")
+    maps = _folder_maps(folder)
+    for extra in user_dirs:
+        if extra is not None and Path(extra).is_dir():
+            maps.update(_folder_maps(Path(extra)))
+    return maps
+
+
+def _folder_maps(folder: Path) -> dict[str, RigMap]:
     maps: dict[str, RigMap] = {}
     for path in sorted(folder.glob("*.toml")):
         m = parse_map(path.read_text(encoding="utf-8"), str(path))
@@ -97,6 +110,28 @@ def load_maps(rigs_dir) -> dict[str, RigMap]:
             raise RetargetError(f"{path}: map name {m.name!r} is used twice")
         maps[m.name] = m
     return maps
+
+
+MAP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def map_toml(name: str, mapping: dict[str, str], description: str = "", root: str | None = None) -> str:
+    """A rig map file (rigs/README.md format) naming one bone per SMPL joint of `mapping`."""
+    if not MAP_NAME.match(name):
+        raise RetargetError(f"rig map name {name!r}: use letters, digits, '_', '-' or '.'")
+    unknown = [j for j in mapping if j not in JOINT_NAMES]
+    if unknown:
+        raise RetargetError(f"rig map {name!r}: unknown SMPL joint(s) {unknown}")
+    lines = [f"name = {_quoted(name)}", f"description = {_quoted(description or name)}"]
+    lines += [f"root = {_quoted(root)}"] if root else []
+    lines += ["", "[joints]"]
+    lines += [f"{j} = {_quoted(mapping[j])}" for j in JOINT_NAMES if mapping.get(j)]
+    return "\n".join(lines) + "\n"
+
+
+def _quoted(text: str) -> str:
+    """A TOML basic string (bone names may hold quotes, backslashes or non-ASCII letters)."""
+    return '"' + "".join(c if c not in '"\\' and ord(c) >= 0x20 else f"\\u{ord(c):04x}" for c in text) + '"'
 
 
 def bone_lookup(rig_map: RigMap, bone_names) -> dict[str, str]:
@@ -156,3 +191,50 @@ def detect(bone_names, maps: dict[str, RigMap], override: str | None = None,
     if others:
         best.report += "; next: " + ", ".join(f"{n} {s}/22" for s, n in others)
     return best
+
+
+def detect_rig(bone_names, parents, heads, tails, maps: dict[str, RigMap], override: str | None = None,
+               min_joints: int = MIN_JOINTS) -> MapResult:
+    """Names first (the best map, or the map named `override`), then the shape: `rigdetect` fills
+    the joints the names miss, or maps the whole rig when no map fits. `parents` (N,) and
+    `heads`/`tails` (N, 3, world, Z up) describe the bones of `bone_names`."""
+    names = list(bone_names)
+    if override:
+        return detect(names, maps, override, min_joints)
+    try:
+        found = detect(names, maps, min_joints=min_joints)
+    except RetargetError as by_names:
+        try:
+            shape = rigdetect.detect(names, parents, heads, tails)
+        except RetargetError as e:
+            raise RetargetError(f"armature not recognised: no rig map fits its bone names, and by its shape "
+                                f"{e.message}", e.hint or by_names.hint) from None
+        return _shape_result(shape, names, parents, min_joints)
+    if found.missing:
+        try:
+            shape = rigdetect.detect(names, parents, heads, tails)
+        except RetargetError:
+            return found
+        used = set(found.mapping.values())
+        added = {j: b for j, b in shape.items() if j in found.missing and b not in used}
+        found.mapping.update(added)
+        found.missing = [j for j in found.missing if j not in added]
+        if added:
+            found.report += f"; by shape: {', '.join(f'{j}={b}' for j, b in added.items())}"
+    return found
+
+
+def _shape_result(mapping: dict[str, str], names: list[str], parents, min_joints: int) -> MapResult:
+    missing = [j for j in JOINT_NAMES if j not in mapping]
+    if len(mapping) < min_joints:
+        raise RetargetError(f"armature not recognised: by its shape {len(mapping)}/22 SMPL joints found, "
+                            f"missing {', '.join(missing)}", "pick the bones by hand in the bone map")
+    index = {n: i for i, n in enumerate(names)}
+    top = index[mapping["pelvis"]]
+    while int(parents[top]) >= 0:                          # the hips' topmost ancestor: a root bone
+        top = int(parents[top])
+    root = names[top] if names[top] != mapping["pelvis"] else None
+    ordered = {j: mapping[j] for j in JOINT_NAMES if j in mapping}
+    report = (f"by shape: {len(ordered)}/{len(JOINT_NAMES)} SMPL joints mapped; missing: {', '.join(missing) or 'none'}"
+              f"; root bone: {root or 'none'}")
+    return MapResult("shape", ordered, missing, report, root)

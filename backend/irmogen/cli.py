@@ -38,6 +38,15 @@ def _motion_export(a) -> None:
     print(f"{a.clip} -> {a.out}: {clip.num_frames} frames, SMPL-22 skeleton, Y up, metres")
 
 
+def _motion_clean(a) -> None:
+    from .feet import clean_feet
+    from .io import load_motion
+
+    clip, report = clean_feet(load_motion(a.clip))
+    clip.save(a.out)
+    print(f"{a.clip} -> {a.out}: {report.summary()}")
+
+
 def _data_prepare(a) -> None:
     from .data.prepare import prepare_dataset
 
@@ -62,6 +71,10 @@ def _motion(p) -> None:
     exp.add_argument("clip")
     exp.add_argument("--out", required=True)
     exp.set_defaults(run=_motion_export)
+    cln = motion.add_parser("clean", help="lock planted feet, remove foot sliding and ground penetration")
+    cln.add_argument("clip", help="clip .npz (or any importable motion file)")
+    cln.add_argument("--out", required=True, help="clip .npz to write")
+    cln.set_defaults(run=_motion_clean)
 
 
 def _data(p) -> None:
@@ -101,11 +114,18 @@ def _engine(p) -> None:
     merge.set_defaults(run=m.run_merge)
 
 
+def _extend(p) -> None:
+    from .timeline_commands import add_extend
+
+    add_extend(p)
+
+
 # name -> (help, builder). Only the chosen command's builder runs, so `irmogen motion ...` never
 # imports torch and `irmogen --help` answers at once.
 COMMANDS = {
     "motion": ("import and export motion files", _motion),
     "generate": ("text -> motion, reasoning in assess/refine rounds", commands.add_generate),
+    "extend": ("continue a take with new motion from its last frame", _extend),
     "refine": ("change a motion by an instruction (or toward a new text with --direct)", commands.add_refine),
     "assess": ("how well a motion matches a text, and how to refine it", commands.add_assess),
     "caption": ("describe a motion in words", commands.add_caption),

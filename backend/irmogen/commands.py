@@ -49,13 +49,24 @@ def write_outputs(clip: Clip, out, bvh=None, transcript: dict | None = None, tra
     say(f"wrote {', '.join(written)}: {clip.num_frames} frames at {clip.fps:g} fps ({clip.seconds:.2f} s)")
 
 
+def cleaned(clip: Clip, a) -> Clip:
+    """The foot contact cleanup every generating command applies, unless --no-cleanup."""
+    from .feet import cleanup_if
+
+    return cleanup_if(clip, not getattr(a, "no_cleanup", False))
+
+
 def generate(a) -> None:
     from .reasoning import tasks
     from .reasoning.decoder import AnalysisEvent, AssessmentEvent, DoneEvent, MotionEvent
+    from .reasoning.sequence import is_plain
 
+    if not is_plain(a.text, a.seconds):  # several actions, or longer than one motion
+        from .timeline_commands import generate_sequence
+        return generate_sequence(a)
     model = load(a.model, a.device)
     run = tasks.generate_manual if a.manual else tasks.generate
-    opts = dict(seconds=a.seconds, max_rounds=a.max_rounds, **sampling_options(a))
+    opts = dict(seconds=a.seconds, max_rounds=a.max_rounds, assessor=a.assessor, **sampling_options(a))
     t0 = time.perf_counter()
     done = None
     for ev in run(model, a.text, **opts):
@@ -65,7 +76,9 @@ def generate(a) -> None:
             say(f"round {ev.round}: motion of {len(ev.codes)} codes ({len(ev.codes) * 4 / model.config.fps:.1f} s)")
         elif isinstance(ev, AssessmentEvent):
             if ev.text:
-                say(f"round {ev.round}: assessment: {ev.text}")
+                say(f"round {ev.round}: assessment ({ev.author}): {ev.text}")
+            for c in ev.contradicted:
+                say(f"round {ev.round}: contradicted: {c['clause']!r} ({c['fact']})")
             say(f"round {ev.round}: refinement: {ev.refinement}")
         elif isinstance(ev, DoneEvent):
             done = ev
@@ -75,6 +88,8 @@ def generate(a) -> None:
     transcript = {"text": a.text, "model": str(a.model or "default"), **trace,
                   "seconds_taken": round(time.perf_counter() - t0, 3)}
     clip = done.final_clip.with_(text=a.text, transcript=json.dumps(transcript, ensure_ascii=False))
+    from .timeline_commands import exact_length
+    clip = cleaned(exact_length(clip, a.seconds), a)
     say(f"{len(done.trace.rounds)} round(s), {'satisfied' if done.trace.satisfied else 'round cap reached'}")
     write_outputs(clip, a.out, a.bvh, transcript, a.transcript)
 
@@ -90,16 +105,26 @@ def refine(a) -> None:
 
     clip = _input_clip(a.clip)
     model = load(a.model, a.device)
-    if a.direct:
-        codes, out = tasks.refine_direct(model, clip, a.instruction, seconds=a.seconds, **sampling_options(a))
-        text = a.instruction
+    ranged = bool(getattr(a, "frames", None)) or getattr(a, "part", "whole") != "whole"
+
+    def run(c):
+        if a.direct:
+            return tasks.refine_direct(model, c, a.instruction, seconds=a.seconds, **sampling_options(a))
+        return tasks.refine_instructed(model, c, a.instruction, goal=a.goal, seconds=a.seconds,
+                                       **sampling_options(a))
+    if ranged:  # only frames A:B and/or one body part change; the rest stays bit-identical
+        from .timeline_commands import refine_range
+        found = {}
+        out, where = refine_range(a, clip, model, lambda c: found.setdefault("r", run(c))[1])
+        codes = found["r"][0]
     else:
-        codes, out = tasks.refine_instructed(model, clip, a.instruction, goal=a.goal, seconds=a.seconds,
-                                             **sampling_options(a))
-        text = a.goal or clip.text or a.instruction
+        codes, out = run(clip)
+        where = {}
+    text = a.instruction if a.direct else a.goal or clip.text or a.instruction
     transcript = {"refined_from": str(a.clip), "instruction": a.instruction, "direct": a.direct,
-                  "goal": a.goal, "codes": [int(c) for c in codes]}
+                  "goal": a.goal, "codes": [int(c) for c in codes], **where}
     out = out.with_(text=text, transcript=json.dumps(transcript, ensure_ascii=False))
+    out = out if ranged else cleaned(out, a)
     say(f"refined {a.clip} by \"{a.instruction}\": {len(codes)} codes")
     write_outputs(out, a.out, a.bvh, transcript, a.transcript)
 
@@ -136,13 +161,24 @@ def add_output_arguments(p) -> None:
     p.add_argument("--out", required=True, help="clip .npz to write")
     p.add_argument("--bvh", help="also write a BVH file")
     p.add_argument("--transcript", help="also write the reasoning transcript as JSON")
+    add_cleanup_argument(p)
+
+
+def add_cleanup_argument(p) -> None:
+    p.add_argument("--no-cleanup", action="store_true",
+                   help="keep the model's feet as they are (foot contact cleanup is on by default)")
 
 
 def add_generate(g) -> None:
     g.add_argument("text")
-    g.add_argument("--seconds", type=float, help="target length (at most 9.8 s; default: the model decides)")
+    g.add_argument("--seconds", type=float, help="length, exact to the frame (up to 60 s: longer motions and "
+                   "prompts of several parts, \"walks, then jumps\", are continued part by part)")
     g.add_argument("--max-rounds", type=int, default=5, help="cap on generate/assess/refine rounds")
     g.add_argument("--manual", action="store_true", help="stage-1 mode: separate generate / instruct / refine calls")
+    from .protocol import ASSESSORS, DEFAULT_ASSESSOR
+    g.add_argument("--assessor", choices=ASSESSORS, default=DEFAULT_ASSESSOR,
+                   help="who writes each round's assessment: the model, the measurements of the motion, or the "
+                   f"model with clauses the measurements contradict marked (default {DEFAULT_ASSESSOR})")
     add_model_arguments(g)
     add_output_arguments(g)
     g.set_defaults(run=generate)
@@ -154,6 +190,8 @@ def add_refine(r) -> None:
     r.add_argument("--goal", help="the goal text the refined motion should match")
     r.add_argument("--direct", action="store_true", help="treat INSTRUCTION as the new target text")
     r.add_argument("--seconds", type=float)
+    from .timeline_commands import add_range_arguments
+    add_range_arguments(r)
     add_model_arguments(r)
     add_output_arguments(r)
     r.set_defaults(run=refine)

@@ -9,19 +9,20 @@ with no usable id is answered with id null. Blank lines are ignored; everything 
 
 Methods (params; what comes back). Sampling params of every model call: greedy (default true),
 temperature, top_p, seed (a sampled job without one reports the seed it drew).
-  generate   text, seconds?, max_rounds?, max_text_tokens?, payload?  -> `progress` {tokens, round};
+  generate   text, seconds?, max_rounds?, max_text_tokens?, payload?, cleanup?, assessor?  -> `progress` {tokens, round};
              `round` {kind: analysis | motion (codes, clip) | assessment (assessment, refinement,
              satisfied), round, tokens}; `result` {clip, codes, transcript (JSON), rounds, finished,
              satisfied, text, seed, tokens, warnings, timings}
-  refine     clip | codes, instruction and/or text, seconds?, payload?  -> `round` (motion), `result`
+  refine     clip | codes, instruction and/or text, seconds?, payload?, cleanup?  -> `round` (motion), `result`
              {clip, codes, mode: instructed | direct, seed, warnings, timings}
   assess     clip | codes, text  -> `round` (assessment), `result` {assessment, refinement, satisfied}
   caption    clip | codes  -> `result` {caption}
   load_model model (directory, .json spec path, or spec object)  -> `result` {model}
+  clean      clip, payload?  -> `result` {clip, report}: foot contact cleanup (no model needed)
   cancel     id (a running or queued job)  -> `result` {cancelled, state}; the job ends `cancelled`
   status     -> `status` {state, running, queued, model, device, dtype}, answered at once
   shutdown   -> queued and running jobs end `cancelled`, then `result`, then the server exits 0
-Jobs (generate, refine, assess, caption, load_model) run one at a time; a waiting job gets
+Jobs (generate, refine, assess, caption, load_model, clean) run one at a time; a waiting job gets
 `queued` {position} (1 = next), again whenever it moves up.
 
 Motion payload: a clip as {fps, joint_names, parents, offsets, rotations, root_translation,
@@ -52,6 +53,9 @@ MAX_PROMPT_CHARS = 1000             # longer prompts are cut at a word boundary 
                                     # the model itself reads at most 256 tokens of a caption
 MIN_SECONDS, MAX_SECONDS = 1.0, 9.8  # 9.8 s = 49 motion codes x 4 frames at 20 fps
 MAX_ROUNDS, DEFAULT_MAX_ROUNDS = 10, 5
+# Who writes a round's assessment (reasoning/assessors.py); the default is the one the model card
+# measures best. Assessment rounds carry `assessed_by` and `contradicted` [{clause, fact}].
+ASSESSORS, DEFAULT_ASSESSOR = ("model", "measured", "checked"), "model"
 MAX_TEXT_TOKENS = 256               # per free-text segment (analysis, assessment, refinement)
 MAX_TEMPERATURE = 10.0
 MAX_SEED = 2 ** 63 - 1
@@ -63,7 +67,7 @@ MAX_QUEUE = 32                      # waiting jobs; more are refused with `queue
 # ---- names -------------------------------------------------------------------------------------
 EVENTS = ("hello", "queued", "progress", "round", "result", "error", "cancelled", "status")
 FINAL_EVENTS = frozenset({"result", "error", "cancelled", "status"})
-JOB_METHODS = ("generate", "refine", "assess", "caption", "load_model")  # run one at a time, queue
+JOB_METHODS = ("generate", "refine", "assess", "caption", "load_model", "clean")  # one at a time, queue
 CONTROL_METHODS = ("cancel", "status", "shutdown")                     # answered at once
 METHODS = JOB_METHODS + CONTROL_METHODS
 PAYLOAD_FORMS = ("base64", "json")
@@ -136,6 +140,8 @@ class GenerateParams:
     sampling: Sampling = field(default_factory=Sampling)
     payload: str = "base64"
     warnings: list[str] = field(default_factory=list)
+    cleanup: bool = True               # foot contact cleanup of the final motion
+    assessor: str = "model"            # who writes assessments: ASSESSORS (reasoning/assessors.py)
 
 
 @dataclass
@@ -149,6 +155,7 @@ class RefineParams:
     sampling: Sampling = field(default_factory=Sampling)
     payload: str = "base64"
     warnings: list[str] = field(default_factory=list)
+    cleanup: bool = True               # foot contact cleanup of the refined motion
 
 
 @dataclass
@@ -165,6 +172,13 @@ class CaptionParams:
     motion: Motion
     max_text_tokens: int = MAX_TEXT_TOKENS
     sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass
+class CleanParams:
+    """Foot contact cleanup of a clip (no model needed)."""
+    clip: "ClipData"
+    payload: str = "base64"
 
 
 @dataclass
@@ -351,6 +365,8 @@ def _generate(p: _Params) -> GenerateParams:
     out.max_rounds = p.number("max_rounds", 1, MAX_ROUNDS, DEFAULT_MAX_ROUNDS, integer=True)
     out.max_text_tokens = p.number("max_text_tokens", 1, MAX_TEXT_TOKENS, MAX_TEXT_TOKENS, integer=True)
     out.sampling, out.payload = p.sampling(), p.choice("payload", PAYLOAD_FORMS, "base64")
+    out.cleanup = p.flag("cleanup", True)
+    out.assessor = p.choice("assessor", ASSESSORS, DEFAULT_ASSESSOR)
     p.done()
     return out
 
@@ -361,6 +377,7 @@ def _refine(p: _Params) -> RefineParams:
     out.text = p.text("text", out.warnings, required=out.instruction is None)
     out.seconds = p.number("seconds", MIN_SECONDS, MAX_SECONDS)
     out.sampling, out.payload = p.sampling(), p.choice("payload", PAYLOAD_FORMS, "base64")
+    out.cleanup = p.flag("cleanup", True)
     p.done()
     return out
 
@@ -378,6 +395,13 @@ def _caption(p: _Params) -> CaptionParams:
     out = CaptionParams(motion=p.motion())
     out.max_text_tokens = p.number("max_text_tokens", 1, MAX_TEXT_TOKENS, MAX_TEXT_TOKENS, integer=True)
     out.sampling = p.sampling()
+    p.done()
+    return out
+
+
+def _clean(p: _Params) -> CleanParams:
+    out = CleanParams(decode_clip(p.get("clip", required=True), "params.clip"))
+    out.payload = p.choice("payload", PAYLOAD_FORMS, "base64")
     p.done()
     return out
 
@@ -405,11 +429,30 @@ def _no_params(p: _Params) -> None:
     p.done()
 
 
-_PARSERS = {"generate": _generate, "refine": _refine, "assess": _assess, "caption": _caption,
+_PARSERS = {"generate": _generate, "refine": _refine, "assess": _assess, "caption": _caption, "clean": _clean,
             "cancel": _cancel, "load_model": _load_model, "status": _no_params, "shutdown": _no_params}
 
 
 # ---- writing and reading lines -----------------------------------------------------------------
+def peek_id(head: bytes):
+    """The id of a request line from its first bytes alone (a line too long to parse), or None.
+    Clients write "id" first, as encode_request does: {"id": <string or integer>, ...}."""
+    start = head.lstrip()
+    if not start.startswith(b"{"):
+        return None
+    start = start[1:].lstrip()
+    if not start.startswith(b'"id"'):
+        return None
+    rest = start[4:].lstrip()
+    if not rest.startswith(b":"):
+        return None
+    try:
+        rid, _ = json.JSONDecoder().raw_decode(rest[1:].lstrip().decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    return rid if _valid_id(rid) else None
+
+
 def encode_message(obj: dict) -> bytes:
     """One JSON line, pure ASCII (\\u escapes), no NaN: what both sides write."""
     return json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii") + b"\n"

@@ -37,7 +37,7 @@ def generated(addon):
     s = scene.irmogen
     s.prompt, s.max_rounds, s.seconds, s.variations = "a person walks forward", 2, 2.0, 1
     assert bpy.ops.irmogen.generate() == {"FINISHED"}, s.error_message
-    return rig, rig.animation_data.action
+    return rig, addon.takes.current_take(rig)
 
 
 def test_generate_makes_a_take_on_the_timeline(addon, generated):
@@ -61,7 +61,7 @@ def test_use_round_makes_that_round_the_active_motion(addon, generated):
     rig, take = generated
     first = json.loads(addon.takes.read_info(take).transcript)["rounds"][0]["round"]
     assert bpy.ops.irmogen.use_round(take=take.name, round=first) == {"FINISHED"}
-    new = rig.animation_data.action
+    new = addon.takes.current_take(rig)
     info = addon.takes.read_info(new)
     assert new != take and info.kind == "round" and info.round_used == first and info.parent == take.name
     with pytest.raises(RuntimeError, match="no motion for round 99"):  # reported as an error
@@ -76,7 +76,7 @@ def test_refine_makes_a_child_take(addon, generated):
     scene.irmogen.instruction = "raise the arms higher"
     n = len(addon.takes.takes_of(rig))
     assert bpy.ops.irmogen.refine() == {"FINISHED"}, scene.irmogen.error_message
-    new = rig.animation_data.action
+    new = addon.takes.current_take(rig)
     info = addon.takes.read_info(new)
     assert len(addon.takes.takes_of(rig)) == n + 1
     assert info.kind == "refine" and info.parent == take.name and info.extra["instruction"] == "raise the arms higher"
@@ -115,7 +115,7 @@ def _keys(rig, frames):
 def test_export_fbx_round_trip(addon, generated, tmp_path):
     rig, _ = generated
     bpy.context.view_layer.objects.active = rig
-    take = rig.animation_data.action
+    take = addon.takes.current_take(rig)
     start, end = (int(v) for v in addon.keying.frame_range(take))
     frames = list(range(start, end + 1, 3))
     ours = _keys(rig, frames)
@@ -131,17 +131,36 @@ def test_export_fbx_round_trip(addon, generated, tmp_path):
     np.testing.assert_allclose(theirs[..., :3, :3], ours[..., :3, :3], atol=2e-3)  # orientations
 
 
-def test_export_bvh_opens_in_blenders_importer(addon, generated, tmp_path):
+def _heads(rig, frames, names):
+    """World positions (F, J, 3) of the named bones' heads at scene frames."""
+    out = []
+    for f in frames:
+        bpy.context.scene.frame_set(f)
+        out.append([np.array(rig.matrix_world @ rig.pose.bones[n].head) for n in names])
+    return np.array(out)
+
+
+def test_export_bvh_opens_upright_in_blenders_importer(addon, generated, tmp_path):
+    """Issue 14 defect 4: Blender's BVH importer at its defaults puts every joint where it was."""
     rig, _ = generated
     bpy.context.view_layer.objects.active = rig
     path = tmp_path / "take.bvh"
     assert bpy.ops.irmogen.export_bvh(filepath=str(path)) == {"FINISHED"}
+    start, end = addon.exporting.take_range(rig)
+    names = [b.name for b in rig.data.bones]
+    frames = list(range(start, end + 1, 4))
+    ours = _heads(rig, frames, names)
+    scene = bpy.context.scene
     before = set(bpy.data.objects)
-    assert bpy.ops.import_anim.bvh(filepath=str(path)) == {"FINISHED"}
+    assert bpy.ops.import_anim.bvh(filepath=str(path)) == {"FINISHED"}      # every option at its default
     back = next(o for o in set(bpy.data.objects) - before if o.type == "ARMATURE")
-    assert {b.name for b in back.data.bones} == {b.name for b in rig.data.bones}
-    start, end = addon.keying.frame_range(rig.animation_data.action)
-    assert back.animation_data.action.frame_range[1] - back.animation_data.action.frame_range[0] == end - start
+    assert {b.name for b in back.data.bones} == set(names)
+    theirs = []
+    for f in frames:                                   # the importer keys from frame 1
+        scene.frame_set(f - start + 1)
+        theirs.append([np.array(back.matrix_world @ back.pose.bones[n].head) for n in names])
+    err = float(np.abs(np.array(theirs) - ours).max())
+    assert err < 1e-3, f"joints off by up to {err:.3f} m"
 
 
 def test_setup_backend_without_online_access_reports_the_command(addon):
@@ -170,7 +189,7 @@ def test_apply_clip(addon, cmu_clip, kind):
     rig = ext.smpl_armature("Walker")
     path = npz if kind == "npz" else bvh
     assert bpy.ops.irmogen.apply_clip(filepath=str(path)) == {"FINISHED"}, bpy.context.scene.irmogen.error_message
-    take = rig.animation_data.action
+    take = addon.takes.current_take(rig)
     info = addon.takes.read_info(take)
     assert info.kind == "clip" and addon.takes.take_strip(rig, take) is not None
     start, end = addon.keying.frame_range(take)
@@ -215,7 +234,7 @@ def test_euler_rig_gets_euler_keys_and_the_same_pose(addon, tmp_path):
     for rig in (quat, euler):
         bpy.context.view_layer.objects.active = rig
         assert bpy.ops.irmogen.apply_clip(filepath=str(path)) == {"FINISHED"}
-    paths = {p for p, _ in addon.keying.ChannelWriter(euler.animation_data.action, euler).channels()}
+    paths = {p for p, _ in addon.keying.ChannelWriter(addon.takes.current_take(euler), euler).channels()}
     assert 'pose.bones["left_knee"].rotation_euler' in paths and not any("quaternion" in p for p in paths)
     for f in (2, 11, 25):
         bpy.context.scene.frame_set(f)

@@ -38,7 +38,7 @@ def test_a_take_never_overwrites_the_users_animation(addon, rig):
     take = takes.create_take(rig, tracks(addon), info, start_frame=20, blend_type="COMBINE", extrapolation="NOTHING")
     assert len(bpy.data.actions) == n_before + 1 and take != mine
     assert mine.name in bpy.data.actions and mine.frame_range[0] == 3.0  # the user's action is intact
-    assert rig.animation_data.action == take
+    assert rig.animation_data.action is None and takes.current_take(rig) == take   # the take is on the NLA only
     assert takes.keying.frame_range(take) == (20.0, 31.0)  # keyed from the playhead
     assert rig.pose.bones["left_knee"].rotation_mode == "QUATERNION"
 
@@ -70,9 +70,10 @@ def test_nla_strip_explicit_settings_and_newest_take_plays(addon, rig):
     assert tracks_by_name[takes.TRACK_PREFIX + first.name].mute
     assert not tracks_by_name[takes.TRACK_PREFIX + second.name].mute and not user_track.mute
     assert [a.name for a in takes.takes_of(rig)] == [first.name, second.name]
+    assert first.name == "IRM 1 generated: one" and second.name == "IRM 2 generated: two"  # unique, readable
 
     takes.activate(rig, first)
-    assert rig.animation_data.action == first
+    assert takes.current_take(rig) == first
     assert not tracks_by_name[takes.TRACK_PREFIX + first.name].mute
     assert tracks_by_name[takes.TRACK_PREFIX + second.name].mute
 

@@ -43,17 +43,24 @@ def generated(model_dir, tmp_path_factory):
 def test_generate_streams_rounds_and_writes_clip_bvh_transcript(generated):
     cwd, r = generated
     out = r.stdout
-    assert out.index("analysis:") < out.index("round 1: motion") < out.index("round 1: refinement")
+    # Two parts ("walks forward", "waves"), each in its own rounds, streamed in order.
+    assert out.index("part 1") < out.index("part 1: round 1: motion") < out.index("part 2: round 1: motion")
     clip = Clip.load(cwd / "walk.npz")
-    assert clip.fps == 20.0 and 40 <= clip.num_frames <= 80  # 3 s asked, +-10 % in codes of 4 frames
+    assert clip.fps == 20.0 and clip.num_frames == 60  # 3 s asked: exact to the frame
     assert np.allclose(forward_kinematics(clip.offsets, clip.rotations, clip.root_translation),
                        clip.positions, atol=1e-4)
     assert clip.text == "a person walks forward, then waves"
     saved = json.loads((cwd / "walk.json").read_text())
     assert saved == json.loads(clip.transcript)
-    trace = Trace.from_json(saved)
-    assert 1 <= len(trace.rounds) <= 3 and trace.finished
-    assert trace.rounds[-1].refinement == "No refinements needed."
+    assert [p["caption"] for p in saved["parts"]] == ["a person walks forward", "a person waves with the right hand"]
+    assert sum(p["frames"] for p in saved["parts"]) == 60 and saved["parts"][1]["start"] == saved["parts"][0]["frames"]
+    trace = Trace.from_json(saved)  # single-motion readers still read every round
+    assert len(trace.rounds) == sum(part["rounds"] for part in saved["parts"])
+    for i, part in enumerate(saved["parts"]):
+        assert 1 <= part["rounds"] <= 3
+        assert [rd["part"] for rd in saved["rounds"]].count(i) == part["rounds"]
+        assert part["traces"][-1]["rounds"][-1]["refinement"] == "No refinements needed."
+    assert trace.finished
     assert (cwd / "walk.bvh").read_text().startswith("HIERARCHY")
 
 

@@ -57,7 +57,7 @@ def load_model(spec, device="auto", dtype=None) -> MotionLLM:
 
     `spec` is our model directory, or a mapping / JSON file naming a published checkpoint:
     `{"format": "motion_agent", "gemma_dir", "motionllm", "vqvae", "mean", "std"}` or
-    `{"format": "irg", "gemma_dir", "checkpoint", "vq" (optional), "mean", "std"}`.
+    `{"format": "irg", "gemma_dir", "checkpoint", "vq" (optional), "mean", "std", "stage" (optional, 1-3)}`.
     Relative paths in a JSON file are resolved against the file's folder.
     """
     if not isinstance(spec, Mapping):
@@ -75,7 +75,7 @@ def load_model(spec, device="auto", dtype=None) -> MotionLLM:
                                      spec["std"], device=device, dtype=dtype)
         if fmt == "irg":
             return load_irg(spec["gemma_dir"], spec["checkpoint"], spec.get("vq"), spec["mean"], spec["std"],
-                            device=device, dtype=dtype)
+                            device=device, dtype=dtype, stage=spec.get("stage"))
     except KeyError as e:
         raise IrmogenError(f"model spec ({fmt}): missing field {e.args[0]!r}") from None
     raise IrmogenError(f"model spec: format {fmt!r} is not 'motion_agent' or 'irg'")
@@ -115,11 +115,16 @@ def load_motion_agent(gemma_dir, motionllm_pth, vqvae_pth, mean, std, *, device=
     return model
 
 
-def load_irg(gemma_dir, checkpoint, vq, mean, std, *, device="auto", dtype=None) -> MotionLLM:
+def load_irg(gemma_dir, checkpoint, vq, mean, std, *, device="auto", dtype=None, stage=None) -> MotionLLM:
     """An IRG-MotionLLM stage checkpoint (full weights, LoRA merged) on Gemma-2's config and tokenizer.
 
     `vq` is the VQ-VAE checkpoint path, a MotionVQ, or None when the checkpoint carries `net.` keys.
+    Checkpoints are `torch.save` files or `.safetensors`. `stage=1` marks a stage-1 checkpoint:
+    `generate` then runs the stage-1 loop of separate calls, as IRG evaluates it. The decoder
+    tokenizes forced template text piece by piece, as IRG's training did.
     """
+    if stage not in (None, 1, 2, 3):
+        raise IrmogenError(f"model spec (irg): stage {stage!r} is not 1, 2 or 3")
     torch_device, torch_dtype = resolve_device(device, dtype)
     state = _torch_load(checkpoint)
     if isinstance(state.get("state_dict"), Mapping):
@@ -150,8 +155,11 @@ def load_irg(gemma_dir, checkpoint, vq, mean, std, *, device="auto", dtype=None)
 
     config = MotionLLMConfig(llm=llm_config_dict(lm), text_vocab=layout.text_vocab, codebook_size=layout.codebook_size,
                              vq=vq_model.config.to_dict(), normalisation="published_vq", prompt_style="irmogen")
-    return MotionLLM(lm, tokenizer, vq_model, _array(mean, "mean"), _array(std, "std"), config,
-                     device=torch_device, dtype=torch_dtype)
+    model = MotionLLM(lm, tokenizer, vq_model, _array(mean, "mean"), _array(std, "std"), config,
+                      device=torch_device, dtype=torch_dtype)
+    model.template_tokens = "piecewise"   # read by reasoning.decoder
+    model.stage = stage                   # read by reasoning.tasks.generate
+    return model
 
 
 # ---- pieces ------------------------------------------------------------------------------------
@@ -181,6 +189,13 @@ def _torch_load(path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise IrmogenError(f"checkpoint {p} not found", code="not_found")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
+            return dict(load_file(str(p), device="cpu"))
+        except Exception as e:  # safetensors raises its own error type for a damaged header
+            raise IrmogenError(f"checkpoint {p}: not a readable .safetensors file ({type(e).__name__})",
+                               code="bad_checkpoint") from e
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for bad or code-carrying files

@@ -34,11 +34,15 @@ from ..errors import IrmogenError
 from ..llm.tokens import MOTION_START
 from . import template as T
 from .parser import Round, Trace
+from .assessors import check_name as check_assessor
+from .assessors import contradictions, facts_of, measured_assessment
+from .textguard import BAN, CLOSE, OK, TextGuard, clean_end
 
 MAX_CODES = 49            # 196 frames at 20 fps: the longest motion every published model saw
 LENGTH_TOLERANCE = 0.1    # seconds -> codes window: +-10 % (at least +-1 code)
 MAX_TEXT_TOKENS = 256     # cap of one free-text segment; the paper's rounds are ~100-150 text tokens
 PROGRESS_EVERY = 32       # tokens between progress events
+MAX_TRIES = 64            # candidates the text guard may refuse at one position before the span closes
 
 
 # ---- events ----------------------------------------------------------------------------------
@@ -64,6 +68,8 @@ class AssessmentEvent:
     text: str | None
     refinement: str | None
     tokens: int
+    author: str = "model"                 # who wrote the assessment: "model" or "measured"
+    contradicted: list = field(default_factory=list)   # [{"clause", "fact"}] (assessor "checked")
     kind: str = field(default="assessment", init=False)
 
 
@@ -145,7 +151,7 @@ class _Pass:
         self.pending += ids
 
     def force(self, text: str) -> None:
-        self.append(self.d.encode(text))
+        self.append(self.d.encode_forced(text))
 
     @torch.inference_mode()
     def _feed(self) -> torch.Tensor:
@@ -169,6 +175,35 @@ class _Pass:
         self.ids.append(tok)
         self.pending.append(tok)
         return tok
+
+    def sample_guarded(self, mask: str, static: torch.Tensor, judge) -> tuple[str, str]:
+        """Feed what is pending, then draw tokens under the mask (best first when greedy) until
+        `judge(token)` accepts one: OK appends it (unfed); CLOSE ends the span (nothing appended);
+        when no candidate is acceptable within MAX_TRIES the span closes too."""
+        logits = self._feed().masked_fill(~(self.d.masks[mask] & static), float("-inf"))
+        probs = None
+        for _ in range(MAX_TRIES):
+            if not torch.isfinite(logits).any():
+                break
+            if self.greedy:
+                tok = int(torch.argmax(logits))
+            else:
+                if probs is None:
+                    probs = _top_p(torch.softmax(logits / self.temperature, -1), self.top_p)
+                tok = (int(torch.multinomial(probs, 1, generator=self.generator)) if probs.sum() > 0
+                       else int(torch.argmax(logits)))
+            verdict, add = judge(tok)
+            if verdict == OK:
+                self.steps.append((len(self.ids), mask))
+                self.ids.append(tok)
+                self.pending.append(tok)
+                return OK, add
+            if verdict == CLOSE:
+                return CLOSE, add
+            logits[tok] = float("-inf")
+            if probs is not None:
+                probs[tok] = 0.0
+        return CLOSE, ""
 
     def drop_last(self) -> None:
         """Forget the last sampled token (never fed: it is still pending)."""
@@ -203,17 +238,27 @@ def overlap(text: str, forced: str) -> int:
 class ReasoningDecoder:
     """Writes IRMoGen traces (and stage-1 responses) with a MotionLLM; see the module docstring."""
 
-    def __init__(self, model, progress_every: int = PROGRESS_EVERY):
+    def __init__(self, model, progress_every: int = PROGRESS_EVERY, text_guard: bool = True):
         self.model, self.lm, self.tokenizer = model, model.lm, model.tokenizer
         self.layout, self.device = model.layout, model.device
         self.progress_every = progress_every
         self.eos_id = self.tokenizer.eos_token_id
         self.bos_token = self.tokenizer.bos_token or ""
         self.masks = self._build_masks()
+        self.guard = TextGuard(self.tokenizer, self.masks["text"].shape[0]) if text_guard else None
+        # IRG's training tokenized every template piece on its own (tags, plans, newlines); models
+        # trained by this project saw each forced stretch encoded in one go (train/sequences.py).
+        self.piecewise = getattr(model, "template_tokens", "stretch") == "piecewise"
         self._check_round_trip()
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode_forced(self, text: str) -> list[int]:
+        """Ids of a forced stretch of template text: piece by piece for IRG checkpoints."""
+        if not self.piecewise:
+            return self.encode(text)
+        return [i for piece in T.template_pieces(text) for i in self.encode(piece)]
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
@@ -237,7 +282,7 @@ class ReasoningDecoder:
         """Forced chunks are encoded on their own: their decoded text must be themselves."""
         for s in (T.RESPONSE_OPEN, T.AFTER_ANALYSIS + MOTION_START, T.AFTER_MOTION[:-1], T.REFINEMENT_PREFIX[:-1],
                   T.AFTER_REFINEMENT + T.FINISH, T.NEXT_ROUND + MOTION_START):
-            if self.decode(self.encode(s)) != s:
+            if self.decode(self.encode_forced(s)) != s:
                 raise IrmogenError(f"tokenizer does not round-trip the template text {s[:40]!r}",
                                    code="bad_model", hint="the tokenizer adds or drops spaces around text")
 
@@ -254,11 +299,43 @@ class ReasoningDecoder:
     # ---- pieces --------------------------------------------------------------------------
     def sample_text(self, p: _Pass, stop: str | None, after: Callable[[str], str] | str,
                     cap: int, round_: int = 0, lead: str = "") -> Iterator:
-        """Sample free text until `stop` (or eos when stop is None) or `cap` tokens; then append the
-        forced continuation `after(body)` (which starts with `stop`). Returns the body text.
+        """Sample free text until the span closes (its closing string, or eos when stop is None) or
+        `cap` tokens; then append the forced continuation `after(body)` (which starts with `stop`).
+        Returns the body text. With the text guard (textguard.py) markup, same-word contrasts and
+        repeats are never sampled and the closing is forced as template pieces.
 
         With `lead` (a space), the first token must start with it and the body excludes it.
         """
+        if self.guard is None:
+            return (yield from self._sample_text_unguarded(p, stop, after, cap, round_, lead))
+        mask = "text" if stop is not None else "text_or_eos"
+        start, raw, closed = len(p.ids), "", False
+        for n in range(cap):
+            name = "text_lead" if lead and n == 0 else mask
+            verdict, add = p.sample_guarded(name, self.guard.static_mask(stop, self.device),
+                                            lambda tok: self._judge(raw, tok, stop))
+            if p.progress_due():
+                yield ProgressEvent(p.tokens, round_)
+            raw += add
+            if verdict != OK:
+                closed = True
+                break
+        if closed and add and stop is not None:
+            p.append(self.encode(add))       # text the closing token carried before its markup
+        text = self.decode(p.ids[start:])    # the guard's `raw` is per-token text; this is exact
+        body = text[len(lead):] if text.startswith(lead) else text
+        if stop is None:
+            p.append([self.eos_id])
+            return body
+        p.force(after(body) if callable(after) else after)
+        return body
+
+    def _judge(self, raw: str, tok: int, stop: str | None) -> tuple[str, str]:
+        if tok == self.eos_id:
+            return (CLOSE, "") if stop is None and raw.strip() and clean_end(raw) else (BAN, "")
+        return self.guard.verdict(raw, tok, stop)
+
+    def _sample_text_unguarded(self, p: _Pass, stop, after, cap: int, round_: int, lead: str) -> Iterator:
         start, mask = len(p.ids), ("text" if stop is not None else "text_or_eos")
         for n in range(cap):
             tok = p.sample("text_lead" if lead and n == 0 else mask)
@@ -303,11 +380,14 @@ class ReasoningDecoder:
     def run(self, prompt_caption: str, *, seconds: float | None = None, min_codes: int | None = None,
             max_codes: int | None = None, max_rounds: int = 5, greedy: bool = True, temperature: float = 1.0,
             top_p: float = 1.0, seed: int | None = None, max_text_tokens: int = MAX_TEXT_TOKENS,
-            cancel=None, decode_clips: bool = True) -> Iterator:
+            cancel=None, decode_clips: bool = True, assessor: str = "model") -> Iterator:
         """Write one IRMoGen trace for a caption; yields the events above, ending with done or cancelled.
 
         `decode_clips=False` leaves every clip None (callers that only need codes, e.g. evaluation).
+        `assessor` (assessors.py): "model" writes its own assessments; "measured" forces the
+        measurements' assessment and refinement instead; "checked" marks contradicted clauses.
         """
+        check_assessor(assessor)
         if not (isinstance(max_rounds, int) and max_rounds >= 1) or max_text_tokens < 1:
             raise IrmogenError(f"max_rounds={max_rounds!r} and max_text_tokens={max_text_tokens!r} must be >= 1")
         lo, hi = code_window(seconds, min_codes, max_codes, fps=self.model.config.fps)
@@ -329,7 +409,9 @@ class ReasoningDecoder:
                 p.force(T.AFTER_MOTION[:-len(T.LEAD)])
                 rnd = Round(codes)
                 refine_tag = T.REFINEMENT_PREFIX[:-len(T.LEAD)]
-                if k >= max_rounds:
+                if assessor == "measured":
+                    self._force_measured(p, rnd, caption, k >= max_rounds)
+                elif k >= max_rounds:
                     rnd.assessment = yield from self.sample_text(
                         p, refine_tag, T.REFINEMENT_PREFIX + T.NO_REFINEMENT + T.AFTER_REFINEMENT + T.FINISH,
                         max_text_tokens, k, lead=T.LEAD)
@@ -339,9 +421,11 @@ class ReasoningDecoder:
                                                                  lead=T.LEAD)
                     rnd.refinement = yield from self.sample_text(p, T.ASSESS_CLOSE, _after_refinement,
                                                                  max_text_tokens, k, lead=T.LEAD)
+                if assessor == "checked":
+                    rnd.contradicted = contradictions(rnd.assessment, caption, facts_of(self.model, codes))
                 trace.rounds.append(rnd)
                 trace.finished = trace.satisfied
-                yield AssessmentEvent(k, rnd.assessment, rnd.refinement, p.tokens)
+                yield AssessmentEvent(k, rnd.assessment, rnd.refinement, p.tokens, rnd.author, list(rnd.contradicted))
             p.append([self.eos_id])
         except _Cancelled:
             trace.finished = False
@@ -350,6 +434,17 @@ class ReasoningDecoder:
         response = p.ids[p.prompt_length:]
         yield DoneEvent(trace, clips[-1], self.decode(response), list(p.ids), p.prompt_length,
                         list(p.steps), p.forward_calls)
+
+    def _force_measured(self, p: _Pass, rnd: Round, caption: str, last: bool) -> None:
+        """The round's assessment and refinement written from measurements, forced into the trace
+        (each text encoded on its own, as a free text of the trace is)."""
+        rnd.assessment, rnd.refinement = measured_assessment(caption, facts_of(self.model, rnd.codes))
+        rnd.refinement = T.NO_REFINEMENT if last else rnd.refinement
+        rnd.author = "measured"
+        p.append(self.encode(T.LEAD + rnd.assessment))
+        p.force(T.REFINEMENT_PREFIX[:-len(T.LEAD)])
+        p.append(self.encode(T.LEAD + rnd.refinement))
+        p.force(_after_refinement(rnd.refinement))
 
     # ---- single responses (stage-1 tasks) ----------------------------------------------------
     def respond_motion(self, prompt: str, *, min_codes=1, max_codes=MAX_CODES, cancel=None, **sampling) -> list[int]:

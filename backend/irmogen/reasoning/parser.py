@@ -31,6 +31,10 @@ class Round:
     codes: list[int]
     assessment: str | None = None
     refinement: str | None = None
+    # Who wrote the assessment ("model" or "measured", reasoning/assessors.py) and the clauses of a
+    # model's assessment that measurements contradict ([{"clause", "fact"}]); not part of the text.
+    author: str = field(default="model", compare=False)
+    contradicted: list = field(default_factory=list, compare=False)
 
 
 @dataclass
@@ -53,7 +57,8 @@ class Trace:
     def to_dict(self) -> dict:
         return {"format": TRANSCRIPT_FORMAT, "version": TRANSCRIPT_VERSION, "analysis": self.analysis,
                 "rounds": [{"codes": [int(c) for c in r.codes], "assessment": r.assessment,
-                            "refinement": r.refinement} for r in self.rounds],
+                            "refinement": r.refinement, "assessed_by": r.author,
+                            "contradicted": list(r.contradicted)} for r in self.rounds],
                 "finished": self.finished}
 
     def to_json(self) -> str:
@@ -79,8 +84,12 @@ class Trace:
             codes = r.get("codes") if isinstance(r, dict) else None
             if not isinstance(codes, list) or not all(isinstance(c, int) and c >= 0 for c in codes):
                 raise IrmogenError(f"{at}.codes must be a list of non-negative integers")
+            contradicted = r.get("contradicted") or []
+            if not isinstance(contradicted, list) or not all(isinstance(c, dict) for c in contradicted):
+                raise IrmogenError(f"{at}.contradicted must be a list of objects")
             out.rounds.append(Round(codes, _opt_str(r.get("assessment"), f"{at}.assessment"),
-                                    _opt_str(r.get("refinement"), f"{at}.refinement")))
+                                    _opt_str(r.get("refinement"), f"{at}.refinement"),
+                                    _opt_str(r.get("assessed_by"), f"{at}.assessed_by") or "model", contradicted))
         return out
 
 

@@ -53,6 +53,8 @@ def generate(model, text: str, **opts) -> Iterator:
     _use_task(model, "generate")
     if model.config.prompt_style == "motion_agent":
         return _generate_motion_agent(model, text, **opts)
+    if getattr(model, "stage", None) == 1:  # IRG evaluates its stage-1 checkpoints with the manual loop
+        return generate_manual(model, text, **opts)
     return ReasoningDecoder(model).run(text, **opts)
 
 
@@ -72,7 +74,7 @@ def _generate_motion_agent(model, text: str, *, seconds=None, min_codes=None, ma
 
 def generate_manual(model, text: str, max_rounds: int = 5, *, seconds=None, min_codes=None, max_codes=None,
                     max_text_tokens: int = MAX_TEXT_TOKENS, decode_clips=True, cancel=None,
-                    **sampling) -> Iterator:
+                    assessor: str = "model", **sampling) -> Iterator:
     """The stage-1 loop of separate calls: generate; then ask how to refine; stop on exactly "No
     refinements needed.", else refine by that instruction; at most `max_rounds` motions. Yields the
     same motion/assessment/done events as `generate` (assessments are None: stage 1 only asks for the
@@ -89,14 +91,19 @@ def generate_manual(model, text: str, max_rounds: int = 5, *, seconds=None, min_
         codes = d.respond_motion(prompt, min_codes=lo, max_codes=hi, cancel=cancel, **sampling)
         clip = model.codes_to_clip(codes, text=caption) if decode_clips else None
         yield MotionEvent(k, codes, clip, 0)
+        assessment, author = None, "model"
         if k == max_rounds:
             refinement = T.NO_REFINEMENT  # as the decoder: the round cap ends the loop
+        elif assessor == "measured":
+            from .assessors import facts_of, measured_assessment
+            assessment, refinement = measured_assessment(caption, facts_of(model, codes))
+            author = "measured"
         else:
             _use_task(model, "assess")
             refinement = d.respond_text(T.refinement_instruction_prompt(codes, caption, bos),
                                         max_tokens=max_text_tokens, cancel=cancel, **sampling).strip()
-        trace.rounds.append(Round(codes, None, refinement))
-        yield AssessmentEvent(k, None, refinement, 0)
+        trace.rounds.append(Round(codes, assessment, refinement, author))
+        yield AssessmentEvent(k, assessment, refinement, 0, author)
         if refinement == T.NO_REFINEMENT or not refinement:
             break  # satisfied, or nothing to refine by (an empty instruction also ends the loop)
         prompt = T.instructed_refinement_prompt(codes, refinement, caption, bos)

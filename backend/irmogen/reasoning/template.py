@@ -15,6 +15,8 @@ Pure Python: imports neither torch nor transformers (nor bpy).
 """
 from __future__ import annotations
 
+import re
+
 from ..errors import IrmogenError
 from ..llm.tokens import codes_to_text
 
@@ -60,6 +62,17 @@ AFTER_REFINEMENT = ASSESS_CLOSE + NEWLINE
 NEXT_ROUND = plan(P_REFINE) + GENERATE_OPEN                             # then <Motion>
 FINISH = plan(P_FINISH) + THINK_CLOSE
 
+# IRG-MotionLLM's training code tokenizes a trace piece by piece: each tag, each plan text, each
+# newline between steps and each free text on its own, then concatenates the ids. These are the
+# cuts inside our forced stretches ("\nRefinement:" sits inside the assessment text, so it stays).
+_PIECE = re.compile(r"(</?think>|\[/?(?:plan|analyze|generate|assess)\]|</?Motion>|\n(?!Refinement:))")
+
+
+def template_pieces(text: str) -> list[str]:
+    """A forced stretch of template text cut into the pieces IRG tokenizes separately."""
+    return [p for p in _PIECE.split(text) if p]
+
+
 # ---- caption normalisation -----------------------------------------------------------------
 # Captions longer than this are cut (in tokens of the model's tokenizer when one is given, else in
 # whitespace-separated words, each at least one token). HumanML3D captions are < 60 tokens; the
@@ -84,8 +97,11 @@ def normalize_caption(caption: str, tokenizer=None, max_tokens: int = MAX_CAPTIO
 
 # ---- prompts ---------------------------------------------------------------------------------
 def frame(user: str, bos_token: str | None = "<bos>") -> str:
-    """The chat frame every task shares: bos + SYSTEM + "\\n\\n" + "User: " + user + "\\n\\n" + " Response:"."""
-    return (bos_token or "") + SYSTEM + "\n\n" + "User: " + user + "\n\n" + " Response:"
+    """The chat frame every task shares: bos + SYSTEM + "\\n\\n" + "User: " + user + "\\n\\n" + " Response:".
+
+    As IRG does, ".." in the user prompt becomes "." (a caption's own full stop before the template's).
+    """
+    return (bos_token or "") + SYSTEM + "\n\n" + "User: " + user.replace("..", ".") + "\n\n" + " Response:"
 
 
 def build_prompt(caption: str, bos_token: str | None = "<bos>", tokenizer=None) -> str:

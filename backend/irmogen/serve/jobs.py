@@ -18,6 +18,7 @@ import numpy as np
 from .. import protocol as P
 from ..clip import Clip
 from ..errors import IrmogenError
+from ..feet import cleanup_if
 
 
 class Session:
@@ -108,7 +109,8 @@ def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[s
     sampling = sampling_options(p.sampling)
     t0, first = time.perf_counter(), None
     for ev in tasks.generate(model, p.text, seconds=p.seconds, max_rounds=p.max_rounds,
-                             max_text_tokens=p.max_text_tokens, cancel=job.cancel, **sampling):
+                             max_text_tokens=p.max_text_tokens, cancel=job.cancel, assessor=p.assessor,
+                             **sampling):
         if ev.kind == "progress":
             yield "progress", {"tokens": ev.tokens, "round": ev.round}
             continue
@@ -118,7 +120,8 @@ def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[s
             return
         if ev.kind == "done":
             trace = ev.trace
-            yield "result", {"clip": clip_payload(ev.final_clip, p.payload), "codes": trace.final_codes,
+            clip = cleanup_if(ev.final_clip, p.cleanup)
+            yield "result", {"clip": clip_payload(clip, p.payload), "codes": trace.final_codes,
                              "transcript": trace.to_json(), "rounds": len(trace.rounds),
                              "finished": trace.finished, "satisfied": trace.satisfied, "text": p.text,
                              "seed": sampling["seed"], "tokens": len(ev.ids) - ev.prompt_length,
@@ -133,7 +136,8 @@ def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[s
         elif ev.kind == "assessment":
             yield "round", {"kind": "assessment", "round": ev.round, "assessment": ev.text,
                             "refinement": ev.refinement, "tokens": ev.tokens,
-                            "satisfied": (ev.refinement or "").strip() == NO_REFINEMENT}
+                            "satisfied": (ev.refinement or "").strip() == NO_REFINEMENT,
+                            "assessed_by": ev.author, "contradicted": ev.contradicted}
 
 
 def run_refine(session: Session, p: P.RefineParams, job) -> Iterator[tuple[str, dict]]:
@@ -147,7 +151,7 @@ def run_refine(session: Session, p: P.RefineParams, job) -> Iterator[tuple[str, 
                                               cancel=job.cancel, **sampling)
     else:
         codes, clip = tasks.refine_direct(model, motion, p.text, seconds=p.seconds, cancel=job.cancel, **sampling)
-    payload = clip_payload(clip, p.payload)
+    payload = clip_payload(cleanup_if(clip, p.cleanup), p.payload)
     yield "round", {"kind": "motion", "round": 1, "codes": codes, "clip": payload}
     yield "result", {"clip": payload, "codes": codes, "mode": "instructed" if p.instruction is not None else "direct",
                      "seed": sampling["seed"], "warnings": p.warnings, "timings": _timings(job, t0)}
@@ -183,5 +187,15 @@ def run_load_model(session: Session, p: P.LoadModelParams, job) -> Iterator[tupl
     yield "result", {"model": info, "timings": _timings(job, t0)}
 
 
+def run_clean(session: Session, p: P.CleanParams, job) -> Iterator[tuple[str, dict]]:
+    """Foot contact cleanup of a clip the client holds (an imported take); needs no model."""
+    from ..feet import clean_feet
+
+    t0 = time.perf_counter()
+    clip, report = clean_feet(clip_from_payload(p.clip))
+    yield "result", {"clip": clip_payload(clip, p.payload), "report": report.summary(),
+                     "contacts": report.contacts, "timings": _timings(job, t0)}
+
+
 HANDLERS = {"generate": run_generate, "refine": run_refine, "assess": run_assess, "caption": run_caption,
-            "load_model": run_load_model}
+            "load_model": run_load_model, "clean": run_clean}

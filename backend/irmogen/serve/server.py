@@ -31,6 +31,7 @@ from ..models import default_model_dir
 
 log = logging.getLogger("irmogen.serve")
 READ_CHUNK = 1 << 20          # bytes per os.read of stdin
+HEAD_BYTES = 512              # kept of a skipped over-long line: enough for its id
 SHUTDOWN_GRACE_S = 30.0       # how long shutdown waits for a running job to notice its cancel
 
 
@@ -48,9 +49,11 @@ class Job:
         return (self.started or time.perf_counter()) - self.enqueued
 
 
-def split_lines(read: Callable[[], bytes], limit: int) -> Iterator[bytes | None]:
+def split_lines(read: Callable[[], bytes], limit: int,
+                on_skip: Callable[[bytes], None] | None = None) -> Iterator[bytes | None]:
     """Lines (without the newline) of a byte stream; None for a line longer than `limit` bytes, whose
-    bytes are dropped as they arrive, so memory stays bounded. A last line without newline counts."""
+    bytes are dropped as they arrive, so memory stays bounded. A last line without newline counts.
+    `on_skip` gets the first HEAD_BYTES of each skipped line (where a request's id is)."""
     buf, skipping = bytearray(), False
     while True:
         chunk = read()
@@ -62,12 +65,16 @@ def split_lines(read: Callable[[], bytes], limit: int) -> Iterator[bytes | None]
         while (i := chunk.find(b"\n", start)) >= 0:
             if not skipping:
                 buf += chunk[start:i]
+            if not skipping and len(buf) > limit and on_skip is not None:
+                on_skip(bytes(buf[:HEAD_BYTES]))
             yield None if skipping or len(buf) > limit else bytes(buf)
             buf.clear()
             skipping, start = False, i + 1
         if not skipping:
             buf += chunk[start:]
             if len(buf) > limit:
+                if on_skip is not None:
+                    on_skip(bytes(buf[:HEAD_BYTES]))
                 buf.clear()
                 skipping = True
 
@@ -106,6 +113,7 @@ class Server:
         self.gate = threading.Lock()        # see _read
         self.closed = False
         self.started = time.monotonic()
+        self.skipped_head = b""             # the start of the last over-long line (see split_lines)
 
     def serve(self, hello: dict) -> int:
         self.writer.emit(None, "hello", hello)
@@ -122,7 +130,7 @@ class Server:
         # Every step that writes (replies, logs) holds `gate` and checks `closed`: once the main
         # thread has closed the gate, this daemon thread writes nothing more.
         try:
-            lines = split_lines(lambda: os.read(self.in_fd, READ_CHUNK), P.MAX_LINE_BYTES)
+            lines = split_lines(lambda: os.read(self.in_fd, READ_CHUNK), P.MAX_LINE_BYTES, self._skipped)
             for n, line in enumerate(lines, 1):
                 with self.gate:
                     if self.closed:
@@ -138,13 +146,18 @@ class Server:
         finally:
             self.stop.set()
 
+    def _skipped(self, head: bytes) -> None:
+        self.skipped_head = head
+
     def handle_line(self, line: bytes | None, n: int) -> None:
-        """Answer one input line; never raises."""
+        """Answer one input line; never raises. A skipped (too long) line is answered with the id
+        its first bytes carry, so the client can end that request."""
         rid = None
         try:
             if line is None:
+                head, self.skipped_head = self.skipped_head, b""
                 raise P.ProtocolError(f"line {n}: longer than {P.MAX_LINE_BYTES} bytes; skipped", P.LINE_TOO_LONG,
-                                      "send clips as base64 payloads, or shorter")
+                                      "send clips as base64 payloads, or shorter", id=P.peek_id(head))
             if not line.strip():
                 return  # blank lines are allowed and ignored
             request = P.parse_line(line, n)

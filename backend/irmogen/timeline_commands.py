@@ -1,0 +1,135 @@
+"""The timeline side of `irmogen generate / extend / refine`: prompts of several actions, lengths
+up to 60 s exact to the frame, continuing a take, and refining a frame range or a body part.
+
+commands.py hands over to these functions; they share its model loading, printing, cleanup and
+file writing, so output looks the same and files are written only when everything succeeded.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from . import commands, splice
+from .clip import Clip
+from .errors import IrmogenError
+
+
+def _print_event(pe) -> None:
+    from .reasoning.decoder import AnalysisEvent, AssessmentEvent, MotionEvent
+
+    tag, ev = f"part {pe.part + 1}" + (f".{pe.piece + 1}" if pe.piece else ""), pe.event
+    if isinstance(ev, AnalysisEvent):
+        commands.say(f"{tag} \"{pe.caption}\": analysis: {ev.text}")
+    elif isinstance(ev, MotionEvent):
+        commands.say(f"{tag}: round {ev.round}: motion of {len(ev.codes)} codes")
+    elif isinstance(ev, AssessmentEvent):
+        if ev.text:
+            commands.say(f"{tag}: round {ev.round}: assessment: {ev.text}")
+        commands.say(f"{tag}: round {ev.round}: refinement: {ev.refinement}")
+
+
+def _run(model, a, text: str, seconds, start_clip=None):
+    """Generate the parts of `text` (after `start_clip` if given); print as it streams; return
+    (clip, parts report, seams)."""
+    from .reasoning import sequence, tasks
+    from .reasoning.decoder import CancelledEvent
+
+    run = tasks.generate_manual if getattr(a, "manual", False) else tasks.generate
+    opts = dict(max_rounds=getattr(a, "max_rounds", 5), **commands.sampling_options(a))
+    for ev in sequence.run_sequence(model, text, seconds=seconds, start_clip=start_clip, generate=run, **opts):
+        if isinstance(ev, sequence.SequenceDone):
+            return ev.clip, ev.parts, ev.seams
+        if isinstance(ev.event, CancelledEvent):
+            raise IrmogenError("cancelled", code="cancelled")
+        _print_event(ev)
+    raise IrmogenError("generate: the model produced no motion", code="internal")
+
+
+def _summary(parts: list[dict], fps: float) -> None:
+    for i, p in enumerate(parts, 1):
+        commands.say(f"part {i}: \"{p['caption']}\" frames {p['start']}-{p['start'] + p['frames']} "
+                     f"({p['frames'] / fps:.2f} s), {p['rounds']} round(s)")
+
+
+def generate_sequence(a) -> None:
+    """`irmogen generate` for several parts or more than one motion's length."""
+    model = commands.load(a.model, a.device)
+    t0 = time.perf_counter()
+    clip, parts, seams = _run(model, a, a.text, a.seconds)
+    _summary(parts, clip.fps)
+    from .reasoning.sequence import transcript as sequence_transcript
+    transcript = {**sequence_transcript(a.text, parts, seams), "model": str(a.model or "default"),
+                  "seconds_taken": round(time.perf_counter() - t0, 3)}
+    clip = commands.cleaned(clip.with_(text=a.text, transcript=json.dumps(transcript, ensure_ascii=False)), a)
+    commands.write_outputs(clip, a.out, a.bvh, transcript, a.transcript)
+
+
+def exact_length(clip: Clip, seconds) -> Clip:
+    """A single generated motion time-fitted to round(seconds * fps) frames (unchanged without seconds)."""
+    return clip if seconds is None else splice.fit_length(clip, splice.frames_for(seconds, clip.fps))
+
+
+def extend(a) -> None:
+    """`irmogen extend CLIP "TEXT" [--seconds S] --out CLIP`: the take followed by new motion."""
+    from .io import load_motion
+
+    take = load_motion(a.clip)
+    model = commands.load(a.model, a.device)
+    if abs(take.fps - model.config.fps) > 1e-6:
+        from .resample import resample_clip
+        take = resample_clip(take, model.config.fps)
+    if take.num_frames < 2:
+        raise IrmogenError(f"{a.clip}: {take.num_frames} frame(s); a take to extend needs at least 2")
+    t0 = time.perf_counter()
+    clip, parts, seams = _run(model, a, a.text, a.seconds, start_clip=take)
+    _summary(parts, clip.fps)
+    # Cleanup runs on the new frames only: the take's own frames stay as they were.
+    n = take.num_frames
+    tail = commands.cleaned(clip.with_(rotations=clip.rotations[n:], root_translation=clip.root_translation[n:],
+                                       positions=clip.positions[n:], features=None), a)
+    clip = splice.join_tail(clip, n, tail)
+    text = f"{take.text}, then {a.text}" if take.text else a.text
+    from .reasoning.sequence import transcript as sequence_transcript
+    transcript = {**sequence_transcript(a.text, parts, seams), "extended_from": str(a.clip),
+                  "take_frames": take.num_frames, "seconds_taken": round(time.perf_counter() - t0, 3)}
+    commands.write_outputs(clip.with_(text=text, transcript=json.dumps(transcript, ensure_ascii=False)),
+                           a.out, a.bvh, transcript, a.transcript)
+
+
+def refine_range(a, clip: Clip, model, refine_fn) -> tuple[Clip, dict]:
+    """Refine frames A:B and/or one body part of a take; everything else stays bit-identical.
+
+    `refine_fn(window_clip) -> new clip` is the ordinary refinement, run on the range alone.
+    """
+    frames = splice.parse_frames(a.frames) if a.frames else (0, clip.num_frames)
+    lo, hi = splice.check_range(frames, clip.num_frames)
+    splice.part_joints(a.part)
+    if hi - lo < 5:
+        raise IrmogenError(f"--frames {lo}:{hi}: the model needs at least 5 frames to read a motion")
+    window = clip.with_(rotations=clip.rotations[lo:hi], root_translation=clip.root_translation[lo:hi],
+                        positions=clip.positions[lo:hi], features=None)
+    if window.num_frames > 197:
+        raise IrmogenError(f"--frames {lo}:{hi}: {hi - lo} frames; one refinement covers at most 196 "
+                           f"({196 / clip.fps:g} s)", hint="refine a long take in several ranges")
+    if getattr(a, "seconds", None) is None:  # ask the model for a motion as long as the range
+        a.seconds = min((hi - lo) / clip.fps, 9.8)
+    new = commands.cleaned(refine_fn(window), a)
+    out = splice.splice(clip, new, (lo, hi), a.part)
+    return out, {"frames": [lo, hi], "part": a.part}
+
+
+def add_extend(e) -> None:
+    e.add_argument("clip", help="the take to continue (clip .npz or any importable motion file)")
+    e.add_argument("text", help="what happens next; several parts allowed (\"waves, then sits down\")")
+    e.add_argument("--seconds", type=float, help="length of the new motion (up to 60 s; exact to the frame)")
+    e.add_argument("--max-rounds", type=int, default=5, help="cap on generate/assess/refine rounds per part")
+    e.add_argument("--manual", action="store_true", help="stage-1 mode: separate generate / instruct / refine calls")
+    commands.add_model_arguments(e)
+    commands.add_output_arguments(e)
+    e.set_defaults(run=extend)
+
+
+def add_range_arguments(r) -> None:
+    r.add_argument("--frames", help="refine only frames A:B of the take (A included, B excluded, from 0)")
+    r.add_argument("--part", default="whole", choices=list(splice.PARTS),
+                   help="refine only this body part (default: whole)")
