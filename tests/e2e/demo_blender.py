@@ -187,7 +187,7 @@ def main(argv=None) -> int:
         apply_clip(args.clip.resolve())
     else:
         generate(addon, args.text, args.model, args.backend_python, args.seconds, args.max_rounds)
-    take = rig.animation_data.action
+    take = addon.takes.current_take(rig)
     start, end = (int(round(v)) for v in addon.keying.frame_range(take))
     scene.frame_start, scene.frame_end = start, end
     strip = addon.takes.take_strip(rig, take)
