@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import bonemap_ui, bridge, jobs, operators, ops_mannequin, panels, preferences, properties
+from . import (bonemap_ui, bridge, jobs, operators, ops_feet, ops_mannequin, ops_timeline, panels, preferences,
+               properties)
 
-_MODULES = (preferences, properties, operators, ops_mannequin, panels, bonemap_ui)
+_MODULES = (preferences, properties, operators, ops_mannequin, ops_timeline, ops_feet, panels, bonemap_ui)
 
 
 def _tick():

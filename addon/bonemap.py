@@ -4,7 +4,8 @@ Which bone plays each SMPL joint is decided, in order: the mapping stored on the
 Auto-detect or picked by hand in the editor, `bonemap_ui`), else `rigmap.detect_rig` (the rig maps
 by bone names, then the rig's shape). The maps are the shipped `rigs/` folder plus the user's own
 (`<extension user folder>/rigs`, written by "Save Rig Map", kept when the extension is reinstalled).
-`check_rig` says in one line why an armature cannot take a motion, before any generation runs.
+`mapping_for` is what Generate, Refine, Apply and Use Round use (through `jobs.rig_mapping`, which
+calls it before anything is sent to the backend); `check_rig` says the same verdict in one line.
 Imports bpy, numpy and the add-on's pure modules; no UI classes (they are in bonemap_ui).
 """
 from __future__ import annotations
@@ -133,13 +134,13 @@ def mapping_for(obj, maps: dict, override: str | None = None) -> rigmap.MapResul
     return detect(obj, maps, override)
 
 
-def check_rig(obj, maps: dict | None = None) -> str | None:
+def check_rig(obj, maps: dict | None = None, override: str | None = None) -> str | None:
     """Why `obj` cannot take a motion, in one line (None when it can): not an armature, a bone
     map naming missing bones, or no humanoid found by names nor by shape."""
     if obj is None or getattr(obj, "type", None) != "ARMATURE":
         return f"{getattr(obj, 'name', 'nothing')!r} is not an armature: select the character's armature"
     try:
-        mapping_for(obj, rig_maps() if maps is None else maps)
+        mapping_for(obj, rig_maps() if maps is None else maps, override)
     except RetargetError as e:
         return e.message
     return None

@@ -68,23 +68,37 @@ class Job:
 
 
     def _merge_round(self, data: dict) -> None:
-        """`round` events come in parts (analysis; per round the motion, then the assessment)."""
+        """`round` events come in parts (analysis; per round the motion, then the assessment). A
+        sequence's rounds carry their prompt part: each part's model rounds start again at 1, so
+        they are numbered on through the job (`round`, unique) and keep their own (`part_round`)."""
+        part = data.get("part") if isinstance(data.get("part"), int) else None
         if data.get("kind") == "analysis":
-            self.analysis = str(data.get("text", ""))
+            text = str(data.get("text", ""))
+            if part is None:
+                self.analysis = text
+            elif not data.get("piece"):   # one analysis per part (a long part's pieces repeat it)
+                self.analysis = "\n".join(filter(None, [self.analysis, f"Part {part + 1} ({data.get('caption', '')}): {text}"]))
             return
         k = int(data.get("round", len(self.rounds) + 1))
-        entry = next((r for r in self.rounds if r["round"] == k), None)
+        if part is None:
+            entry = next((r for r in self.rounds if r["round"] == k), None)
+        else:
+            key = (part, data.get("piece", 0), k)
+            entry = next((r for r in self.rounds if (r.get("part"), r.get("piece", 0), r.get("part_round")) == key), None)
         if entry is None:
-            entry = {"round": k}
+            entry = {"round": k} if part is None else {"round": len(self.rounds) + 1, "part_round": k}
             self.rounds.append(entry)
-        entry.update({key: v for key, v in data.items() if key not in {"kind", "round", "tokens", "codes"}})
+        entry.update({key: v for key, v in data.items() if key not in {"kind", "round", "tokens", "codes", "parts"}})
 
 
 def _fraction(data: dict, old: float, max_rounds) -> float:
     """A progress event ({tokens, round}) as a fraction 0..1 of the round budget; never goes back."""
-    rnd = data.get("round")
+    rnd, part, parts = data.get("round"), data.get("part"), data.get("parts")
     if isinstance(rnd, int) and isinstance(max_rounds, int) and max_rounds > 0:
-        return max(old, min(0.95, rnd / max_rounds))
+        done = min(1.0, rnd / max_rounds)
+        if isinstance(part, int) and isinstance(parts, int) and parts > 0:   # a sequence: parts run in turn
+            done = (part + done) / parts
+        return max(old, min(0.95, done))
     return old
 
 
@@ -166,20 +180,39 @@ class Bridge:
         self.start(command, cwd)
         job = Job(id=f"j{next(self._ids)}", method=method, params=params, context=context or {})
         self.jobs[job.id] = job
-        self.send(job.id, method, params)
+        try:
+            self.send(job.id, method, params)
+        except BackendError:
+            del self.jobs[job.id]        # never sent: nothing to wait for or cancel
+            raise
         return job
 
     def send(self, rid, method: str, params: dict | None = None) -> None:
         if not self.alive():
-            code = self.proc.returncode if self.proc is not None else None
-            raise BackendError(f"the backend {self._program()} exited at once (code {code})" if code is not None
-                               else "the backend is not running", EXITED, self.last_log() or self.startup_hint())
+            raise self._not_running()
         try:
             with self._write_lock:
                 self.proc.stdin.write(protocol.encode_request(rid, method, params))
                 self.proc.stdin.flush()
         except OSError:
-            raise BackendError("the backend stopped accepting requests", EXITED, self.last_log()) from None
+            # A process that exits at once (a wrong Backend Python) can still look alive above, and
+            # the write then hits a closed pipe: wait a moment so the error can say it exited.
+            raise self._not_running(wait=2.0) from None
+
+    def _not_running(self, wait: float = 0.0) -> BackendError:
+        """Why nothing can be sent: the process exited (its code, its last log line or how to fix
+        the Backend Python), or it stopped reading its input."""
+        proc = self.proc
+        if proc is None:
+            return BackendError("the backend is not running", EXITED, self.startup_hint())
+        try:
+            code = proc.wait(wait) if wait else proc.poll()
+        except subprocess.TimeoutExpired:
+            code = None
+        if code is None:
+            return BackendError("the backend stopped accepting requests", EXITED, self.last_log())
+        return BackendError(f"the backend {self._program()} exited at once (code {code})", EXITED,
+                            self.last_log() or self.startup_hint())
 
     def cancel(self, job: Job) -> None:
         """Ask the backend to cancel `job`; a job the backend cannot be asked about (it is gone, or it

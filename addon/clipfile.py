@@ -5,8 +5,8 @@ A clip is a dict of numpy arrays with the contract's fields (DESIGN.md "Motion c
 (T, 22, 3), metres, Y up, plus the strings `text` and `transcript`.
 
 BVH files of any skeleton are read by a small numpy parser (any channel order, `.bvh.gz` too); the
-joints are matched to the SMPL-22 joints by `rigmap.detect` on their names (with the bone maps the
-caller loaded from the rigs folder) and turned into a clip
+joints are matched to the SMPL-22 joints by their names (the rig maps the caller loaded) or else by
+the skeleton's shape (`rigmap.detect_rig`), and turned into a clip
 whose rest pose is the file's own rest pose (offsets from the file, rotations relative to it).
 Units become metres from the skeleton's standing height. Pure numpy: no bpy, no irmogen.
 """
@@ -110,6 +110,9 @@ def save_npz(clip: dict, path) -> Path:
 
 
 # ---- BVH -----------------------------------------------------------------------------------------
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])   # (x, y, z) -> (x, -z, y)
+
+
 def _read_text(path: Path) -> str:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:
@@ -222,12 +225,30 @@ def _metres_per_unit(rest: np.ndarray) -> float:
     return min((0.01, 0.0254), key=lambda s: abs(np.log(height * s / 1.7)))
 
 
+def bvh_mapping(names: list[str], parents: list[int], rest: np.ndarray, rig_maps: dict) -> dict[str, str]:
+    """SMPL joint -> BVH joint, found as for an armature (`rigmap.detect_rig`): the rig maps by
+    joint names, then the skeleton's shape. A BVH joint is a point, so each gets the segment to its
+    children (their mean, as Blender's BVH importer makes bone tails), a leaf a short stub that
+    continues its parent's direction. `rest`: (J, 3) rest positions, Y up."""
+    heads = np.asarray(rest, np.float64) @ Y_UP_TO_Z_UP.T
+    parents = np.asarray(parents, int)
+    tails = heads.copy()
+    for k in range(len(names)):
+        children = np.flatnonzero(parents == k)
+        if children.size:
+            tails[k] = heads[children].mean(axis=0)
+        elif parents[k] >= 0:
+            tails[k] = heads[k] + 0.5 * (heads[k] - heads[parents[k]])
+    return dict(rigmap.detect_rig(names, parents, heads, tails, rig_maps).mapping)
+
+
 def load_bvh(path, rig_maps: dict) -> dict:
-    """BVH of any humanoid skeleton whose joints a bone map of `rig_maps` names -> clip dict
-    (Y up, metres)."""
+    """BVH of any humanoid skeleton -> clip dict (Y up, metres). Its joints are found by the names
+    the maps of `rig_maps` know, else by the skeleton's shape (`bvh_mapping`)."""
     names, parents, offsets, channels, motion, frame_time = parse_bvh(path)
+    rot, pos, rest = bvh_world(offsets, parents, channels, motion)
     try:
-        mapping = dict(rigmap.detect(names, rig_maps).mapping)
+        mapping = bvh_mapping(names, parents, rest, rig_maps)
     except RetargetError as e:
         raise ClipFileError(f"{path}: {e.message}", e.hint) from None
     missing = [j for j in SMPL_JOINTS if j not in mapping]
@@ -236,7 +257,6 @@ def load_bvh(path, rig_maps: dict) -> dict:
                             hint="Rename the joints or add a bone map in rigs/")
     index = {n: k for k, n in enumerate(names)}
     src = np.array([index[mapping[j]] for j in SMPL_JOINTS])
-    rot, pos, rest = bvh_world(offsets, parents, channels, motion)
     scale = _metres_per_unit(rest)
     world_r = rot[:, src]                                            # (F, 22, 3, 3) relative to rest
     parent_r = world_r[:, [max(p, 0) for p in SMPL_PARENTS]]

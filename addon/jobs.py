@@ -2,8 +2,9 @@
 and turn clips (from the backend or from files) into takes on the active armature.
 
 Runs on Blender's main thread only (the bridge's threads never call into here). Retargeting is
-`retarget.retarget_clip` on the rig's rest pose (`armature`) and the bone map `rigmap.detect` finds
-among the maps in the add-on's `rigs/` folder; keys are written by `takes`/`keying`. The clips a
+`retarget.retarget_clip` on the rig's rest pose (`armature`) and the bone map `rig_mapping` takes
+from `bonemap` (the armature's stored map, else auto-detection), checked before any request is
+sent; keys are written by `takes`/`keying`. The clips a
 take was made from (final and per round) are packed into the take (`takes.pack_clip`), so Refine
 and Use Round need nothing outside the .blend. Errors are `JobError(message, hint, fix)`;
 operators report them; backend warnings go to the panel (`scene.irmogen.warnings`).
@@ -11,7 +12,6 @@ Imports bpy, numpy and the add-on's modules only.
 """
 from __future__ import annotations
 
-import functools
 import io
 import json
 import time
@@ -22,7 +22,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import armature, bridge, clipfile, preferences, properties, protocol, retarget, rigmap, takes, takeview
+from . import (armature, bonemap, bridge, clipfile, preferences, properties, protocol, retarget, rigdetect, rigmap,
+               takes, takeview, timeline)
 
 WAIT_SECONDS = 600.0  # background runs: longest wait for one job's result
 
@@ -59,8 +60,10 @@ def _command():
     return spec, preferences.model_label(prefs)
 
 
-def _submit(method: str, params: dict, target: Target, info: takes.TakeInfo) -> bridge.Job:
+def submit(method: str, params: dict, target: Target, info: takes.TakeInfo) -> bridge.Job:
     spec, model = _command()
+    if method in ("generate", "extend"):   # the requests whose rounds carry assessments
+        params = {**params, "assessor": preferences.get().assessor}
     info.model = info.model or model
     try:
         return bridge.BRIDGE.submit(spec.command(), method, params, cwd=spec.cwd,
@@ -72,20 +75,19 @@ def _submit(method: str, params: dict, target: Target, info: takes.TakeInfo) -> 
 def start_generate(context, s: properties.Settings) -> list[bridge.Job]:
     """One generate job per variation (seeds s.seed, s.seed + 1, ...); greedy when there is one
     variation and seed 0, as the paper decodes."""
-    obj = active_armature(context)
-    rig_mapping(obj, context.scene)          # refuse an unusable rig before a whole generation runs
+    obj = usable_armature(context)           # refuse an unusable rig before a whole generation runs
     target = Target(obj.name, context.scene.name, context.scene.frame_current)
     sample = s.variations > 1 or s.seed > 0
     jobs = []
     for k in range(s.variations):
-        params = {"text": s.prompt, "max_rounds": s.max_rounds, "greedy": not sample}
+        params = {"text": s.prompt, "max_rounds": s.max_rounds, "greedy": not sample, "cleanup": s.cleanup}
         if sample:
             params["seed"] = s.seed + k
         if s.seconds > 0:
-            params["seconds"] = min(max(s.seconds, protocol.MIN_SECONDS), protocol.MAX_SECONDS)
+            params["seconds"] = min(max(s.seconds, protocol.MIN_SECONDS), protocol.MAX_SEQUENCE_SECONDS)
         info = takes.TakeInfo(prompt=s.prompt, kind="generate", seed=s.seed + k)
-        jobs.append(_submit("generate", params, target, info))
-    _begin_live(context.scene, "Generating", prompt_warnings(s.prompt))
+        jobs.append(submit("generate", params, target, info))
+    begin_live(context.scene, "Generating", prompt_warnings(s.prompt))
     return jobs
 
 
@@ -101,26 +103,47 @@ def prompt_warnings(text: str) -> list[str]:
 
 
 def start_refine(context, s: properties.Settings, take) -> bridge.Job:
-    """Refine a take by an instruction: the backend gets the take's source clip and its prompt."""
-    obj = active_armature(context)
-    rig_mapping(obj, context.scene)
+    """Refine a take by an instruction: the backend gets the take's source clip and its prompt, and
+    answers with exactly the take's length (`refine_seconds`)."""
+    obj = usable_armature(context)
     parent = takes.read_info(take)
     clip = take_clip(take)
-    seconds = (len(clip["positions"]) - 1) / clip["fps"]   # the refined take keeps the take's length
+    try:   # a frame range and/or body part: only those change (the backend keeps the rest bit-identical)
+        where = timeline.refine_where(context.scene, obj, take, clip, s.refine_range, s.range_first,
+                                      s.range_last, s.body_part)
+        seconds = timeline.range_seconds(where, clip) if where else refine_seconds(take.name, clip)
+    except timeline.RangeError as e:
+        raise JobError(f"take '{take.name}': {e}", e.hint) from None
     params = {"clip": protocol.encode_clip(clip["fps"], clip["offsets"], clip["rotations"],
                                            clip["root_translation"], clip["positions"], parent.prompt),
-              "instruction": s.instruction,
-              "seconds": min(max(seconds, protocol.MIN_SECONDS), protocol.MAX_SECONDS)}
+              "instruction": s.instruction, "cleanup": s.cleanup, **(where or {"seconds": seconds})}
     if parent.prompt:
         params["text"] = parent.prompt
     check_request_size(take.name, seconds, params)
     info = takes.TakeInfo(prompt=parent.prompt or s.instruction, kind="refine", seed=parent.seed,
-                          parent=take.name, extra={"instruction": s.instruction})
+                          parent=take.name, extra={"instruction": s.instruction, **where})
     strip = takes.take_strip(obj, take)
     start = int(strip.frame_start) if strip is not None else context.scene.frame_current
-    job = _submit("refine", params, Target(obj.name, context.scene.name, start), info)
-    _begin_live(context.scene, "Refining", prompt_warnings(s.instruction))
+    job = submit("refine", params, Target(obj.name, context.scene.name, start), info)
+    begin_live(context.scene, "Refining", prompt_warnings(s.instruction))
     return job
+
+
+def refine_seconds(name: str, clip: dict) -> float:
+    """The length a refined take must have: its clip's, frames / fps (the backend makes exactly
+    round(seconds * 20) frames at the model's 20 fps). The model reads and writes at most
+    protocol.MAX_SECONDS (9.8 s) of motion at once, so a longer take is refused here, before its
+    whole clip is encoded and sent."""
+    seconds = len(clip["positions"]) / float(clip["fps"])
+    shown = f"{seconds:.1f}".removesuffix(".0") + " s"
+    if seconds > protocol.MAX_SECONDS + 1e-6:
+        raise JobError(f"take '{name}' is too long to refine as a whole ({shown}; the model refines at most "
+                       f"{protocol.MAX_SECONDS:g} s at a time)",
+                       f"Refine a shorter take, or a frame range of at most {protocol.MAX_SECONDS:g} s of this one")
+    if seconds < protocol.MIN_SECONDS:
+        raise JobError(f"take '{name}' is too short to refine ({shown}; the model needs at least "
+                       f"{protocol.MIN_SECONDS:g} s)", "Refine a longer take, or generate a new one")
+    return seconds
 
 
 def check_request_size(name: str, seconds: float, params: dict) -> None:
@@ -196,7 +219,7 @@ def job_error(err: dict) -> JobError:
 
 
 # ---- live state for the panel -----------------------------------------------------------------
-def _begin_live(scene, status: str, warnings: list[str] = ()) -> None:
+def begin_live(scene, status: str, warnings: list[str] = ()) -> None:
     live = scene.irmogen
     properties.clear_error(scene)
     live.running, live.status, live.progress, live.analysis = True, status, 0.0, ""
@@ -246,7 +269,8 @@ def _take_from_job(job: bridge.Job):
     final = clip_from_payload(result.get("clip") or result.get("motion") or {}, "result.clip")
     rounds, packed = [], {"final": clip_bytes(final)}
     for k, r in enumerate(job.rounds):
-        entry = {key: r[key] for key in ("round", "analysis", "assessment", "refinement") if key in r}
+        entry = {key: r[key] for key in ("round", "analysis", "assessment", "refinement", "part", "piece",
+                                         "part_round", "caption", "assessed_by", "contradicted") if key in r}
         entry.setdefault("round", k)
         payload = r.get("clip") or r.get("motion")
         if isinstance(payload, dict):
@@ -279,46 +303,39 @@ def take_clip(take, name: str = "") -> dict:
                    "Apply the motion again or regenerate the take")
 
 
-def rigs_dir() -> Path:
-    """The bone maps: build.py stages the repository's `rigs/` inside the add-on folder."""
-    return Path(__file__).resolve().parent / "rigs"
-
-
-@functools.cache
-def _load_maps(folder: Path) -> dict:
-    return rigmap.load_maps(folder)
-
-
-def rig_maps() -> dict:
-    """Every bone map of `rigs_dir()` by name, read once per session."""
-    try:
-        return _load_maps(rigs_dir())
-    except retarget.RetargetError as e:
-        raise JobError(e.message, e.hint or "Reinstall the add-on: its rigs folder is damaged") from None
-
-
 def offer_rig_maps() -> None:
     """Registration: fill the bone-map menu (auto-detection only if the rigs folder is damaged;
     retargeting then reports it)."""
     try:
-        properties.set_rig_maps(rig_maps())
-    except JobError:
+        properties.set_rig_maps(bonemap.rig_maps())
+    except retarget.RetargetError:
         pass
 
 
 def rig_mapping(obj, scene) -> rigmap.MapResult:
-    """The bone map used for `obj`: the one picked in the panel, else the detected one. Raises
-    JobError naming what is missing (Generate calls this before any generation runs)."""
+    """The one place that decides the bone map of `obj` for Generate, Refine, Apply and Use Round:
+    the mapping stored on the armature (the Bone Map editor), else auto-detection (by the rig maps'
+    names, then the rig's shape; the panel's Bone Map menu can force a map). Raises JobError naming
+    what is wrong, so callers can refuse a rig before anything is sent to the backend."""
     override = scene.irmogen.rig_map
     try:
-        found = rigmap.detect([b.name for b in obj.data.bones], rig_maps(),
-                              override=None if override == properties.AUTO_RIG_MAP else override)
+        found = bonemap.mapping_for(obj, bonemap.rig_maps(),
+                                    override=None if override == properties.AUTO_RIG_MAP else override)
     except retarget.RetargetError as e:
-        raise JobError(f"'{obj.name}': {e.message}", e.hint) from None
+        message = e.message if e.message.startswith(f"'{obj.name}'") else f"'{obj.name}': {e.message}"
+        raise JobError(message, e.hint or rigdetect.BY_HAND) from None
     if scene.irmogen.root_mode == "ROOT_BONE" and found.root_bone is None:
         raise JobError(f"'{obj.name}': its bone map '{found.name}' names no root bone",
-                       "Put the root motion on the hips or in place, or name the root in the map (rigs/)")
+                       "Put the root motion on the hips or in place, or pick the Root bone in the Bone Map panel")
     return found
+
+
+def usable_armature(context):
+    """The active armature, once its bone map is known to work (Generate, Refine and Apply call
+    this first: a 1-bone or 4-legged armature is refused before any request or file is read)."""
+    obj = active_armature(context)
+    rig_mapping(obj, context.scene)
+    return obj
 
 
 def retarget_options(scene, start_frame: int, root_bone: str | None) -> retarget.RetargetOptions:
@@ -360,14 +377,16 @@ def take_from_clip(obj, clip: dict, info: takes.TakeInfo, start_frame: int, scen
 
 def _read_clip(path) -> dict:
     try:
-        return clipfile.load_clip(path, rig_maps())
+        return clipfile.load_clip(path, bonemap.rig_maps())
     except clipfile.ClipFileError as e:
         raise JobError(str(e), e.hint) from None
+    except retarget.RetargetError as e:
+        raise JobError(e.message, e.hint or "Reinstall the add-on: its rigs folder is damaged") from None
 
 
 def apply_clip_file(context, path) -> object:
     """`irmogen.apply_clip`: a clip .npz or BVH -> a new take on the active armature."""
-    obj = active_armature(context)
+    obj = usable_armature(context)
     clip = _read_clip(path)
     info = takes.TakeInfo(prompt=clip.get("text") or Path(path).name, kind="clip", model="file", source="final")
     info.transcript = clip.get("transcript") or "{}"
@@ -379,7 +398,7 @@ def apply_clip_file(context, path) -> object:
 
 def use_round(context, take_name: str, index: int):
     """`irmogen.use_round`: round `index` of a take becomes a new take (its child) and is assigned."""
-    obj = active_armature(context)
+    obj = usable_armature(context)
     take = bpy.data.actions.get(take_name)
     if take is None or not takes.is_take(take):
         raise JobError(f"no take named '{take_name}'")

@@ -5,6 +5,8 @@ no subprocess, no file I/O, no numpy. Imports bpy and the add-on's `takes` only.
 """
 from __future__ import annotations
 
+import json
+
 import bpy
 
 from . import takes
@@ -29,6 +31,39 @@ def _wrapped(layout, text: str, width: int = 48, icon: str = "NONE") -> None:
         layout.label(text=line, icon=icon if first else "BLANK1")
 
 
+# Who wrote a round's assessment (the backend's `assessed_by`), as the panel names it, with its icon.
+AUTHORS = {"model": ("by the model", "TEXT"), "measured": ("measured", "DRIVER_DISTANCE")}
+
+
+def round_headings(rounds) -> list[tuple[str, str]]:
+    """(part heading or "", round title) per round. A sequence's rounds come grouped by prompt part:
+    the first round of each part is headed by the part's caption, and rounds count from 1 in each."""
+    out, shown = [], -1
+    for r in rounds:
+        if r.part < 0:
+            out.append(("", f"Round {r.index}"))
+            continue
+        out.append((f"Part {r.part + 1}: {r.caption}" if r.part != shown else "", f"Round {r.part_round}"))
+        shown = r.part
+    return out
+
+
+def assessment_lines(r) -> list[tuple[str, str]]:
+    """(text, icon) lines of a round's assessment: who wrote it, then each clause of it that the
+    motion's measurements contradict, marked with the measured fact (assessor "checked")."""
+    if not r.assessment:
+        return []
+    who, icon = AUTHORS.get(r.assessed_by or "model", (r.assessed_by, "TEXT"))
+    lines = [(f"Assessment ({who}): {r.assessment}", icon)]
+    try:
+        marks = json.loads(r.contradicted or "[]")
+    except ValueError:
+        marks = []
+    for m in marks:
+        lines.append((f"Contradicted: \"{m.get('clause', '')}\" ({m.get('fact', 'measured')})", "ERROR"))
+    return lines
+
+
 class IRMOGEN_PT_main(_Sidebar, bpy.types.Panel):
     bl_label = "IRMoGen"
 
@@ -47,6 +82,7 @@ class IRMOGEN_PT_main(_Sidebar, bpy.types.Panel):
         row = col.row(align=True)
         row.prop(p, "seed")
         row.prop(p, "variations")
+        layout.prop(p, "cleanup_feet")
         row = layout.row(align=True)
         row.scale_y = 1.4
         row.operator("irmogen.generate", icon="PLAY")
@@ -85,16 +121,19 @@ class IRMOGEN_PT_transcript(_Sidebar, bpy.types.Panel):
         if p.analysis:
             box = layout.box()
             box.label(text="Goal analysis", icon="VIEWZOOM")
-            _wrapped(box, p.analysis)
-        for r in p.rounds:
+            for line in p.analysis.splitlines():   # a sequence: one line per part
+                _wrapped(box, line)
+        for r, (part, title) in zip(p.rounds, round_headings(p.rounds)):
+            if part:
+                layout.label(text=part, icon="SEQUENCE")
             box = layout.box()
             head = box.row()
-            head.label(text=f"Round {r.index}", icon="FILE_REFRESH")
+            head.label(text=title, icon="FILE_REFRESH")
             if r.has_motion and p.transcript_take:
                 op = head.operator("irmogen.use_round", text="Use", icon="ARMATURE_DATA")
                 op.take, op.round = p.transcript_take, r.index
-            if r.assessment:
-                _wrapped(box, f"Assessment: {r.assessment}")
+            for text, icon in assessment_lines(r):
+                _wrapped(box, text, icon=icon)
             if r.refinement:
                 _wrapped(box, f"Refinement: {r.refinement}")
 
@@ -133,6 +172,18 @@ class IRMOGEN_PT_takes(_Sidebar, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(p, "instruction", text="")
         row.operator("irmogen.refine", icon="MODIFIER")
+        row = layout.row(align=True)
+        row.prop(p, "refine_range", text="")
+        row.prop(p, "body_part", text="")
+        if p.refine_range == "FRAMES":
+            row = layout.row(align=True)
+            row.prop(p, "range_first")
+            row.prop(p, "range_last")
+        row = layout.row(align=True)
+        row.prop(p, "extend_text", text="")
+        row.prop(p, "extend_seconds")
+        row.operator("irmogen.extend", icon="FORWARD")
+        layout.operator("irmogen.clean_feet", icon="CON_FLOOR")
         col = layout.column(align=True)
         col.prop(p, "blend_type")
         col.prop(p, "extrapolation")

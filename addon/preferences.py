@@ -1,8 +1,9 @@
-"""Add-on preferences: which Python runs the backend, which model it loads, on which device.
+"""Add-on preferences: which Python runs the backend, which model it loads, on which device, and
+who writes the reasoning's assessments (sent with every generate / extend request).
 
 Also the one place that resolves those choices into a backend command line (`backend_command`)
 and knows where the add-on's writable folder is (`user_dir`, under `extension_path_user`; the
-add-on never writes into its own folder). Imports bpy and the stdlib only.
+add-on never writes into its own folder). Imports bpy, the stdlib and the add-on's `protocol`.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from . import protocol
+
 ADDON_DIR = Path(__file__).resolve().parent
 ENV_PYTHON = "IRMOGEN_BACKEND_PYTHON"  # e.g. a project checkout's .venv/bin/python
 MODEL_KINDS = [
@@ -21,6 +24,17 @@ MODEL_KINDS = [
     ("DIRECTORY", "Model directory", "An IRMoGen model directory (config.json, model.safetensors, ...)"),
     ("MOTION_AGENT", "Motion-Agent files", "Motion-Agent's MotionLLM: Gemma-2 folder + LoRA + VQ-VAE"),
     ("IRG", "IRG-MotionLLM files", "An IRG-MotionLLM stage checkpoint + Gemma-2 folder"),
+]
+# The backend's assessor names (protocol.ASSESSORS), as the animator reads them.
+ASSESSORS = [
+    ("model", "Model", "The model assesses its own motion and writes the refinement (the paper's IRMoGen)"),
+    ("measured", "Measured", "The motion is measured (travel, turning, pace, jumps, posture, hands) against "
+                             "the prompt; the assessment and refinement state the measurements"),
+    ("checked", "Model, checked", "The model assesses; clauses the measurements contradict are marked"),
+]
+IRG_STAGES = [
+    ("TRACE", "Stage 2 or 3", "Reasoning traces in one pass (IRMoGen-CoT)"),
+    ("1", "Stage 1", "Separate generate / instruct / refine calls, as IRG evaluates stage-1 checkpoints"),
 ]
 DEVICES = [
     ("auto", "Auto", "CUDA if available, else Apple MPS, else CPU"),
@@ -74,9 +88,13 @@ class IRMOGEN_AddonPreferences(bpy.types.AddonPreferences):
     checkpoint: StringProperty(name="Checkpoint", subtype="FILE_PATH",
                                description="Motion-Agent motionllm .pth, or IRG stage checkpoint")
     vq_path: StringProperty(name="VQ-VAE", subtype="FILE_PATH", description="Motion tokenizer weights")
+    irg_stage: EnumProperty(name="IRG stage", items=IRG_STAGES, default="TRACE",
+                            description="Which training stage the IRG-MotionLLM checkpoint is from")
     mean_path: StringProperty(name="mean.npy", subtype="FILE_PATH")
     std_path: StringProperty(name="std.npy", subtype="FILE_PATH")
     device: EnumProperty(name="Device", items=DEVICES, default="auto")
+    assessor: EnumProperty(name="Assessments", items=ASSESSORS, default=protocol.DEFAULT_ASSESSOR,
+                           description="Who writes each round's assessment and refinement instruction")
 
     def draw(self, context):
         layout = self.layout
@@ -92,7 +110,10 @@ class IRMOGEN_AddonPreferences(bpy.types.AddonPreferences):
         elif self.model_kind in {"MOTION_AGENT", "IRG"}:
             for name in ("gemma_dir", "checkpoint", "vq_path", "mean_path", "std_path"):
                 col.prop(self, name)
+            if self.model_kind == "IRG":
+                col.prop(self, "irg_stage")
         col.prop(self, "device")
+        col.prop(self, "assessor")
 
 
 def resolve_python(prefs) -> str | None:
@@ -121,6 +142,8 @@ def model_args(prefs) -> list[str]:
         spec.update(checkpoint=bpy.path.abspath(prefs.checkpoint))
         if prefs.vq_path:
             spec["vq"] = bpy.path.abspath(prefs.vq_path)
+        if prefs.irg_stage == "1":   # the backend then runs the stage-1 loop
+            spec["stage"] = 1
     path = user_dir() / "model_spec.json"
     path.write_text(json.dumps(spec, indent=1))
     return ["--model", str(path)]

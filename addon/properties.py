@@ -13,7 +13,7 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
-from . import takeview
+from . import takeview, timeline
 
 BLEND_TYPES = [
     ("COMBINE", "Combine", "Quaternion-aware layering over the tracks below (good for takes)"),
@@ -59,20 +59,39 @@ class IRMOGEN_PG_round(bpy.types.PropertyGroup):
     assessment: StringProperty()
     refinement: StringProperty()
     has_motion: BoolProperty()
+    part: IntProperty(default=-1)      # the prompt part (0-based) of a sequence's round; -1: one motion
+    part_round: IntProperty()          # the model's own round number within that part
+    caption: StringProperty()          # the part's caption
+    assessed_by: StringProperty()      # who wrote the assessment: "model" or "measured"
+    contradicted: StringProperty()     # JSON [{"clause", "fact"}]: the model's clauses measurements contradict
 
 
 class IRMOGEN_PG_settings(bpy.types.PropertyGroup):
     prompt: StringProperty(name="Prompt", description="What the character should do",
                            default="a person walks forward and waves")
-    seconds: FloatProperty(name="Duration", description="Length of the motion (0: the model decides)",
-                           default=4.0, min=0.0, soft_max=10.0, unit="TIME_ABSOLUTE")
+    seconds: FloatProperty(name="Duration", description="Length of the motion, exact to the frame, up to 60 s "
+                           "(0: the model decides). Longer than 9.8 s is continued part by part",
+                           default=4.0, min=0.0, max=60.0, soft_max=20.0, unit="TIME_ABSOLUTE")
     max_rounds: IntProperty(name="Max Rounds", description="Most generate-assess-refine rounds",
                             default=3, min=1, max=10)
     seed: IntProperty(name="Seed", default=0, min=0)
+    cleanup_feet: BoolProperty(name="Clean Up Feet", default=True,
+                               description="Lock planted feet, remove foot sliding and ground penetration "
+                               "from generated and refined motion (the backend's foot contact cleanup)")
     variations: IntProperty(name="Variations", description="Takes to make from the prompt, one per seed",
                             default=1, min=1, max=8)
     instruction: StringProperty(name="Instruction", description="How to change the selected take",
                                 default="raise the arms higher")
+    extend_text: StringProperty(name="Next", description="What happens after the selected take (Extend)",
+                                default="then waves with the right hand")
+    extend_seconds: FloatProperty(name="By", description="Length of the new motion (0: the model decides)",
+                                  default=3.0, min=0.0, max=60.0, soft_max=20.0, unit="TIME_ABSOLUTE")
+    refine_range: EnumProperty(name="Range", items=timeline.RANGES, default="TAKE",
+                               description="Which frames of the take Refine changes; the others stay as they are")
+    range_first: IntProperty(name="From", description="First scene frame to refine", default=1)
+    range_last: IntProperty(name="To", description="Last scene frame to refine (included)", default=40)
+    body_part: EnumProperty(name="Body Part", items=timeline.BODY_PARTS, default="whole",
+                            description="Which joints Refine changes; the others stay as they are")
     take_index: IntProperty(name="Take", default=-1, update=_pick_take,
                             description="The take that plays, is exported and refined")
     blend_type: EnumProperty(name="Blend", items=BLEND_TYPES, default="COMBINE",
@@ -111,13 +130,20 @@ class Settings:
     blend_type: str
     extrapolation: str
     root_mode: str
+    refine_range: str = "TAKE"     # timeline.RANGES
+    range_first: int = 1
+    range_last: int = 40
+    body_part: str = "whole"       # timeline.BODY_PARTS
+    cleanup: bool = True           # foot contact cleanup of generated and refined motion
 
 
 def read(scene) -> Settings:
     p = scene.irmogen
     return Settings(prompt=p.prompt, seconds=p.seconds, max_rounds=p.max_rounds, seed=p.seed,
                     variations=p.variations, instruction=p.instruction, blend_type=p.blend_type,
-                    extrapolation=p.extrapolation, root_mode=p.root_mode)
+                    extrapolation=p.extrapolation, root_mode=p.root_mode, refine_range=p.refine_range,
+                    range_first=p.range_first, range_last=p.range_last, body_part=p.body_part,
+                    cleanup=p.cleanup_feet)
 
 
 def clear_error(scene) -> None:

@@ -26,6 +26,7 @@ FLOOR_BAND = 0.12      # fraction of the height: a bone this close to the lowest
 ARM_REACH = 0.2        # fraction of the height: an arm reaches at least this far from the spine
 BLENDER_FRONT = np.array([0.0, -1.0, 0.0])
 HUMANOID = "a humanoid needs hips, a spine, two legs and two arms"
+BY_HAND = "Pick the bones by hand in the Bone Map panel (IRMoGen > Rig > Bone Map)"
 
 
 class _Tree:
@@ -101,8 +102,8 @@ def detect(names, parents, heads, tails) -> dict[str, str]:
     names = list(names)
     heads, tails = np.asarray(heads, np.float64).reshape(-1, 3), np.asarray(tails, np.float64).reshape(-1, 3)
     if len(names) < 9:
-        raise RetargetError(f"not a humanoid: {len(names)} bone(s); {HUMANOID}",
-                            "pick the bones by hand in the bone map, or use a humanoid armature")
+        raise RetargetError(f"not a humanoid: {len(names)} bone{'' if len(names) == 1 else 's'}; {HUMANOID}",
+                            f"{BY_HAND}, or use a humanoid armature")
     tree = _Tree(parents)
     low, high = np.minimum(heads[:, 2], tails[:, 2]), np.maximum(heads[:, 2], tails[:, 2])
     floor, height = float(low.min()), float(high.max() - low.min())
@@ -129,8 +130,7 @@ def detect(names, parents, heads, tails) -> dict[str, str]:
               and low[tree.subtree(c)].min() < floor + FLOOR_BAND * height
               and high[tree.subtree(c)].max() > floor + 0.3 * height]
     if others:
-        raise RetargetError(f"not a humanoid: {2 + len(others)} legs reach the floor (a humanoid has 2)",
-                            "pick the bones by hand in the bone map")
+        raise RetargetError(f"not a humanoid: {2 + len(others)} legs reach the floor (a humanoid has 2)", BY_HAND)
     arms = _arms(tree, spine, heads, tails, hips, height)
 
     up = np.array([0.0, 0.0, 1.0])
@@ -176,8 +176,8 @@ def _legs(tree: _Tree, feet: list[int], hips: int, spine: list[int]) -> list[int
         split = hips
     legs = [c for c in tree.children[split] if c not in spine and any(f in tree.subtree(c) for f in feet)]
     if len(legs) != 2:
-        raise RetargetError(f"not a humanoid: {len(legs)} leg(s) reach the floor below the hips (a humanoid has 2)",
-                            "pick the bones by hand in the bone map")
+        count = f"{len(legs)} leg reaches" if len(legs) == 1 else f"{len(legs)} legs reach"
+        raise RetargetError(f"not a humanoid: {count} the floor below the hips (a humanoid has 2)", BY_HAND)
     return legs
 
 
@@ -197,8 +197,8 @@ def _arms(tree: _Tree, spine: list[int], heads, tails, hips: int, height: float)
             if reach > ARM_REACH * height:
                 arms.append(c)
     if len(arms) != 2:
-        raise RetargetError(f"not a humanoid: {len(arms)} arm(s) branch sideways from the spine (a humanoid has 2)",
-                            "pick the bones by hand in the bone map")
+        count = f"{len(arms)} arm branches" if len(arms) == 1 else f"{len(arms)} arms branch"
+        raise RetargetError(f"not a humanoid: {count} sideways from the spine (a humanoid has 2)", BY_HAND)
     return arms
 
 
@@ -207,7 +207,7 @@ def _sides(tree: _Tree, starts: list[int], heads, centre, left, what: str):
     side = [float(np.mean(heads[tree.subtree(s)] - centre, axis=0).dot(left)) for s in starts]
     if side[0] * side[1] >= 0:
         raise RetargetError(f"cannot tell the left from the right {what}: both lie on one side of the body",
-                            "pick the bones by hand in the bone map")
+                            BY_HAND)
     order = (0, 1) if side[0] > 0 else (1, 0)
     return [(starts[order[0]], "left"), (starts[order[1]], "right")]
 

@@ -228,7 +228,7 @@ def _shape_result(mapping: dict[str, str], names: list[str], parents, min_joints
     missing = [j for j in JOINT_NAMES if j not in mapping]
     if len(mapping) < min_joints:
         raise RetargetError(f"armature not recognised: by its shape {len(mapping)}/22 SMPL joints found, "
-                            f"missing {', '.join(missing)}", "pick the bones by hand in the bone map")
+                            f"missing {', '.join(missing)}", rigdetect.BY_HAND)
     index = {n: i for i, n in enumerate(names)}
     top = index[mapping["pelvis"]]
     while int(parents[top]) >= 0:                          # the hips' topmost ancestor: a root bone

@@ -23,14 +23,14 @@ PREFIX = "irmogen_"
 TRACK_PREFIX = "IRMoGen "
 CLIPS_KEY = "_irmogen_clips"   # {name: clip .npz bytes}; a leading "_" hides it from the UI
 KIND_LABELS = {"generate": "generated", "refine": "refined", "round": "round", "clip": "applied",
-               "extend": "extended"}
+               "extend": "extended", "cleaned": "cleaned"}
 
 
 @dataclass
 class TakeInfo:
     """What a take remembers about where it came from (stored as custom properties)."""
     prompt: str = ""
-    kind: str = "generate"          # generate | refine | round | clip | extend (KIND_LABELS)
+    kind: str = "generate"          # generate | refine | round | clip | extend | cleaned (KIND_LABELS)
     model: str = ""
     seed: int = 0
     rounds: int = 0                 # reasoning rounds the backend ran

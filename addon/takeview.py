@@ -24,7 +24,8 @@ def transcript(info: takes.TakeInfo) -> dict:
 
 
 def fill_rounds(live, rounds: list[dict]) -> None:
-    """Copy rounds ({round, assessment, refinement, clip}) into the panel's round list."""
+    """Copy rounds ({round, assessment, refinement, clip, assessed_by, contradicted}; a sequence's
+    also part, part_round, caption) into the panel's round list."""
     live.rounds.clear()
     for k, r in enumerate(rounds):
         item = live.rounds.add()
@@ -32,6 +33,12 @@ def fill_rounds(live, rounds: list[dict]) -> None:
         item.assessment = str(r.get("assessment") or "")
         item.refinement = str(r.get("refinement") or "")
         item.has_motion = bool(r.get("clip") or r.get("motion"))
+        item.part = int(r.get("part", -1))
+        item.part_round = int(r.get("part_round", item.index))
+        item.caption = str(r.get("caption") or "")
+        item.assessed_by = str(r.get("assessed_by") or "")
+        marks = r.get("contradicted")
+        item.contradicted = json.dumps([m for m in marks if isinstance(m, dict)] if isinstance(marks, list) else [])
 
 
 def show_take(scene, take) -> None:

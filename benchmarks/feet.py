@@ -2,15 +2,19 @@
 `irmogen.feet.clean_feet`, on motions the shipped default model generates and on real mocap; and
 the cleanup's speed on a 10 s clip.
 
-    .venv/bin/python benchmarks/feet.py [--data ../shared/data] [--cache DIR] [--repeats 21]
+    .venv/bin/python benchmarks/feet.py [--data ../shared/data] [--dataset DIR] [--cache DIR]
+                                        [--samples 3] [--repeats 21]
 
-Generated motions come from the default model through the project's generate task (greedy, a dozen
-ordinary prompts; a few minutes on one CPU core; `--cache DIR` keeps them for the next run). Real
-motions are the CMU walking trials plus the other real clips (jumps, runs, DeepMimic) of the data
-folder. Every figure is `irmogen.feet.foot_metrics` (the tests use the same function): a planted
-foot is one whose ankle and toe are both within 3 cm of their lowest height on two consecutive
-frames; skate is the median horizontal speed of planted feet over all of a set's planted frames.
-Prints figures; asserts nothing.
+Generated motions come from the default model through the project's generate task: a dozen
+ordinary prompts, each greedy and with `--samples` sampled seeds (a minute or two on one CPU core;
+`--cache DIR` keeps them for the next run). Real motions are the CMU walking trials plus the other
+real clips (jumps, uneven terrain, DeepMimic) of the data folder and, with `--dataset`, every clip
+of a dataset `irmogen data prepare` wrote (its joint positions, rotations solved by
+`irmogen.rotations.clip_from_positions`). Every figure is `irmogen.feet.foot_metrics` (the tests
+use the same function): a planted foot is one whose ankle and toe are both within 3 cm of their
+lowest height on two consecutive frames; skate is the median horizontal speed of planted feet
+over all of a set's planted frames; penetration is how far a standing foot's ankle or toe goes
+below the floor (`irmogen.feet.floor_heights`). Prints figures; asserts nothing.
 """
 from __future__ import annotations
 
@@ -36,22 +40,27 @@ PROMPTS = (
 )
 
 
-def generated(cache: Path | None) -> list[Clip]:
+def generated(cache: Path | None, samples: int) -> list[Clip]:
+    """Per prompt the greedy motion (seed 0) and `samples` sampled ones (seeds 1..samples)."""
     from irmogen.llm.loaders import load_model, resolve_model_spec
     from irmogen.reasoning import tasks
 
-    if cache and cache.is_dir() and len(list(cache.glob("*.npz"))) == len(PROMPTS):
-        return [Clip.load(p) for p in sorted(cache.glob("*.npz"))]
+    names = [f"{i:02d}_{seed}.npz" for i in range(len(PROMPTS)) for seed in range(samples + 1)]
+    if cache and all((cache / n).is_file() for n in names):
+        return [Clip.load(cache / n) for n in names]
     torch.set_num_threads(1)
     model = load_model(resolve_model_spec(None), device="cpu")
     clips = []
-    for i, text in enumerate(PROMPTS):
+    for name in names:
+        i, seed = (int(x) for x in name[:-4].split("_"))
         t0 = time.perf_counter()
-        done = [ev for ev in tasks.generate(model, text) if ev.kind == "done"][-1]
+        opts = {"greedy": False, "seed": seed} if seed else {}
+        done = [ev for ev in tasks.generate(model, PROMPTS[i], **opts) if ev.kind == "done"][-1]
         clips.append(done.final_clip)
-        print(f"  generated {text!r}: {done.final_clip.num_frames} frames in {time.perf_counter() - t0:.1f} s")
+        print(f"  generated {PROMPTS[i]!r} (seed {seed}): {done.final_clip.num_frames} frames in "
+              f"{time.perf_counter() - t0:.1f} s")
         if cache:
-            done.final_clip.save(cache / f"{i:02d}.npz")
+            done.final_clip.save(cache / name)
     return clips
 
 
@@ -72,11 +81,20 @@ def real(data: Path) -> tuple[list[Clip], list[Clip]]:
     return walks, others
 
 
+def dataset_clips(folder: Path) -> list[Clip]:
+    """Every clip of a prepared dataset (all.txt): its joint positions as a clip at 20 fps."""
+    from irmogen.rotations import clip_from_positions
+
+    ids = (folder / "all.txt").read_text(encoding="utf-8").split()
+    return [clip_from_positions(np.load(folder / "new_joints" / f"{i}.npy"), 20.0) for i in ids]
+
+
 def pooled(clips: list[Clip]) -> dict:
     ms = [foot_metrics(c.positions, c.fps) for c in clips]
     speeds = np.concatenate([m["speeds"] for m in ms])
+    depths = [m["penetration_m"] for m in ms]
     return {"skate": float(np.median(speeds)), "sliding": float(np.mean(speeds > 0.05)),
-            "pen_max": max(m["penetration_m"] for m in ms), "pen_med": float(np.median([m["penetration_m"] for m in ms]))}
+            "pen_max": max(depths), "pen_med": float(np.median(depths)), "pen_over_2cm": sum(d > 0.02 for d in depths)}
 
 
 def report(name: str, clips: list[Clip]) -> dict:
@@ -87,10 +105,12 @@ def report(name: str, clips: list[Clip]) -> dict:
     print(f"  skate (median planted-foot speed)  {b['skate'] * 100:6.1f} -> {a['skate'] * 100:6.1f} cm/s")
     print(f"  planted frames sliding > 5 cm/s    {b['sliding'] * 100:6.1f} -> {a['sliding'] * 100:6.1f} %")
     print(f"  penetration, worst clip            {b['pen_max'] * 100:6.1f} -> {a['pen_max'] * 100:6.1f} cm"
-          f"   (median clip {b['pen_med'] * 100:.1f} -> {a['pen_med'] * 100:.1f} cm)")
+          f"   (median clip {b['pen_med'] * 100:.1f} -> {a['pen_med'] * 100:.1f} cm; clips deeper than 2 cm "
+          f"{b['pen_over_2cm']} -> {a['pen_over_2cm']})")
     print(f"  joints moved: mean {np.mean([c['mean_m'] for c in ch]) * 100:.2f} cm, worst joint "
           f"{max(c['max_m'] for c in ch) * 100:.1f} cm, worst joint outside the legs "
-          f"{max(c['other_max_m'] for c in ch) * 100:.1f} cm (root height where a leg cannot reach)")
+          f"{max(c['other_max_m'] for c in ch) * 100:.1f} cm (the root's height: lowered where a leg cannot "
+          f"reach, raised where the body sank into the floor)")
     return {"before": b, "after": a}
 
 
@@ -107,18 +127,24 @@ def main() -> None:
     here = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=here.parent / "shared" / "data")
+    ap.add_argument("--dataset", type=Path, help="a dataset `irmogen data prepare` wrote: its clips too")
     ap.add_argument("--cache", type=Path, help="folder to keep the generated clips in between runs")
+    ap.add_argument("--samples", type=int, default=3, help="sampled motions per prompt besides the greedy one")
     ap.add_argument("--repeats", type=int, default=21)
     a = ap.parse_args()
     if a.cache:
         a.cache.mkdir(parents=True, exist_ok=True)
     walks, others = real(a.data)
-    gen = generated(a.cache)
+    gen = generated(a.cache, a.samples)
     w = report("real CMU walking", walks)
     report("other real clips (CMU jumps and uneven terrain, DeepMimic)", others)
+    if a.dataset:
+        report(f"every clip of the dataset {a.dataset.name} (CMU, HDM05, DeepMimic, with mirrors)",
+               dataset_clips(a.dataset))
     g = report("generated by the default model", gen)
-    print(f"generated skate after cleanup / real walking skate: "
-          f"{g['after']['skate'] / w['before']['skate']:.2f} (before cleanup {g['before']['skate'] / w['before']['skate']:.2f})")
+    walking = w["before"]["skate"]
+    print(f"generated skate after cleanup / real walking skate: {g['after']['skate'] / walking:.2f} "
+          f"(before cleanup {g['before']['skate'] / walking:.2f})")
     long_walk = max(walks + others, key=lambda c: c.num_frames)
     ten = long_walk.with_(positions=long_walk.positions[:200], rotations=long_walk.rotations[:200],
                           root_translation=long_walk.root_translation[:200])

@@ -81,10 +81,11 @@ def _data(p) -> None:
     prep = p.add_subparsers(dest="action", required=True).add_parser(
         "prepare", help="build a HumanML3D-layout dataset from real motion capture")
     prep.add_argument("--out", required=True)
-    prep.add_argument("--cmu", help="CMU folder (bvh_cc/, bvh_daz/, amc/, cmu_descriptions.csv)")
+    prep.add_argument("--cmu", help="CMU folder (bvh_cc/, bvh_daz/, amc/, bvh_cgspeed/, cmu_descriptions.csv)")
     prep.add_argument("--hdm05", help="HDM05 folder (train/, test/)")
     prep.add_argument("--deepmimic", help="DeepMimic clips folder")
-    prep.add_argument("--humanml3d", help="a HumanML3D folder (new_joints/, texts/, splits)")
+    prep.add_argument("--humanml3d", help="a folder with cmu_captions.csv (human captions of CMU trials; default: "
+                      "../humanml3d beside --cmu), or a HumanML3D dataset folder (new_joints/, texts/, splits)")
     prep.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     prep.set_defaults(run=_data_prepare)
 

@@ -118,8 +118,9 @@ def refine(a) -> None:
         out, where = refine_range(a, clip, model, lambda c: found.setdefault("r", run(c))[1])
         codes = found["r"][0]
     else:
+        from .timeline_commands import exact_length
         codes, out = run(clip)
-        where = {}
+        out, where = exact_length(out, a.seconds), {}      # --seconds: exactly that many frames
     text = a.instruction if a.direct else a.goal or clip.text or a.instruction
     transcript = {"refined_from": str(a.clip), "instruction": a.instruction, "direct": a.direct,
                   "goal": a.goal, "codes": [int(c) for c in codes], **where}

@@ -4,12 +4,14 @@
 `irmogen motion clean` all reach it through `cleanup_if(clip, enabled)`). Per foot it finds the
 frames where the foot stands on the ground (height and speed, with hysteresis), locks the ankle and
 the foot's direction where the foot stands during each contact, blends in and out of each lock over
-a few frames, keeps planted feet out of the ground, and solves hip-knee-ankle with two-bone IK
-whose knee keeps the side it bends to in the motion. Only the leg joints' local rotations (hip,
-knee, ankle) change, plus the root height on the frames where a leg cannot reach its lock; the
-positions are forward kinematics of the new rotations, so the clip contract holds.
+a few frames, lifts standing feet that dip below the floor (`floor_heights`) back onto it, and
+solves hip-knee-ankle with two-bone IK whose knee keeps the side it bends to in the motion. Only
+the leg joints' local rotations (hip, knee, ankle) change, plus the root height: down where a leg
+cannot reach its lock, up where both feet sank into the floor. The positions are forward
+kinematics of the new rotations, so the clip contract holds.
 
-`foot_metrics` is the one measure of foot skate, used by the tests and `benchmarks/feet.py`.
+`foot_metrics` is the one measure of foot skate and ground penetration, used by the tests and
+`benchmarks/feet.py`.
 Y up, metres; positions (T, 22, 3). Pure numpy and scipy; never imports bpy or torch.
 """
 from __future__ import annotations
@@ -32,6 +34,8 @@ UP = np.array([0.0, 1.0, 0.0])
 
 PLANTED_HEIGHT = 0.03    # m above the joint's lowest height: the issue's definition of planted
 SLIDE_SPEED = 0.05       # m/s: a planted foot moving faster than this slides
+STANDING_RATIO = 0.5     # a leg stands on its foot when the knee is this share of the shin above the ankle
+DIP_S = 0.1              # s: a foot lower than its floor for about this long or less dips into it
 
 
 # ---- the metric ------------------------------------------------------------------------------
@@ -51,8 +55,7 @@ def foot_metrics(positions: np.ndarray, fps: float) -> dict:
 
     speeds: horizontal speed (m/s) of each planted foot (mean of its ankle and toe) per frame pair;
     skate_m_s: their median; sliding_share: share faster than 5 cm/s; penetration_m: the deepest a
-    foot joint goes below the height it stands at (median height of that joint over planted
-    frames, both feet pooled).
+    foot joint of a leg standing on its foot goes below the floor (`floor_heights`).
     """
     p = np.asarray(positions, dtype=np.float64)
     if len(p) < 2:
@@ -69,19 +72,44 @@ def foot_metrics(positions: np.ndarray, fps: float) -> dict:
             "skate_m_s": float(np.median(speeds)) if speeds.size else 0.0,
             "sliding_share": float(np.mean(speeds > SLIDE_SPEED)) if speeds.size else 0.0,
             "planted_share": float(speeds.size / (2 * (len(p) - 1))),
-            "penetration_m": _penetration(p, planted)}
+            "penetration_m": _penetration(p, fps)}
 
 
-def _penetration(p: np.ndarray, planted: dict) -> float:
+def standing(p: np.ndarray, knee: int, ankle: int, ratio: float = STANDING_RATIO) -> np.ndarray:
+    """(T,) bool: the leg stands on its foot (knee above the ankle by `ratio` of the shin), as
+    opposed to kneeling, sitting on the floor or lying. A leg in the air counts as standing too:
+    it would land on its foot."""
+    shin = np.linalg.norm(p[:, knee] - p[:, ankle], axis=-1)
+    return p[:, knee, 1] - p[:, ankle, 1] > ratio * shin
+
+
+def floor_heights(p: np.ndarray, fps: float, ratio: float = STANDING_RATIO) -> tuple[float, float] | None:
+    """The floor, as the heights ankles and toes stand at: per joint, the lowest height a foot
+    holds for longer than about `DIP_S` while its leg stands, both feet pooled; None if no leg
+    ever stands. Shorter dips (a generated foot or body sinking for a frame or two) go below the
+    floor rather than define it. The lowest of both feet, as on uneven ground (steps, a
+    playground) the feet stand at different heights; only standing legs, as a kneeling or lying
+    leg's ankle rests lower without being in the floor."""
+    size = 2 * max(1, int(round(DIP_S * fps / 2))) + 1   # a closing of this many frames fills the dips
+    floor = [np.inf, np.inf]
+    for _, knee, ankle, toe in LEGS.values():
+        up = standing(p, knee, ankle, ratio)
+        for i, j in enumerate((ankle, toe)):
+            y = np.where(up, p[:, j, 1], np.inf)     # frames the leg does not stand hold no floor
+            held = minimum_filter1d(maximum_filter1d(y, size, mode="nearest"), size, mode="nearest")
+            floor[i] = min(floor[i], float(held.min()))
+    return None if not np.isfinite(floor).all() else (floor[0], floor[1])
+
+
+def _penetration(p: np.ndarray, fps: float) -> float:
+    floor = floor_heights(p, fps)
+    if floor is None:
+        return 0.0
     depth = 0.0
-    for k in (2, 3):   # ankle, toe
-        frames = [p[1:][planted[s]][:, LEGS[s][k], 1] for s in LEGS]
-        heights = np.concatenate(frames)
-        if heights.size == 0:
-            continue
-        ground = np.median(heights)
-        lowest = min(p[:, LEGS[s][k], 1].min() for s in LEGS)
-        depth = max(depth, ground - lowest)
+    for _, knee, ankle, toe in LEGS.values():
+        up = standing(p, knee, ankle)
+        if up.any():
+            depth = max(depth, floor[0] - p[up, ankle, 1].min(), floor[1] - p[up, toe, 1].min())
     return float(depth)
 
 
@@ -102,18 +130,23 @@ class FeetOptions:
     still_speed: float = 0.15              # m/s: a foot this slow keeps its contact up to exit_height
     min_contact_s: float = 0.1             # shorter contacts are dropped
     bridge_gap_s: float = 0.1              # shorter gaps between two contacts are closed
+    max_lock_travel: float = 0.15          # m a foot may travel within one contact before its steps split it
+    step_speed: float = 0.5                # m/s: ... at the frames it moves faster than this
     blend_s: float = 0.10                  # ramp into and out of each lock
     max_root_drop: float = 0.08            # m the root may be lowered where a leg cannot reach
+    max_root_raise: float = 0.08           # m the root may be raised where both feet sank into the floor
     reach_slack: float = 0.02              # m a lock may stay out of reach before the root lowers
-    kneel_ratio: float = 0.5               # the knee must be this share of the shin above the ankle
+    kneel_ratio: float = STANDING_RATIO    # the knee must be this share of the shin above the ankle
     floor_window_s: float = 0.75           # contact heights are measured from the lowest within +-this
     max_floor_height: float = 0.10         # m: never a contact this far above the foot's lowest
+    floor_slack: float = 0.01              # m a standing foot may go below the floor before it is lifted
 
 
 @dataclass
 class FeetReport:
     contacts: dict = field(default_factory=dict)   # side -> list of (first, last) frames
-    root_drop_max_m: float = 0.0
+    root_drop_max_m: float = 0.0                   # m the root was lowered where a leg cannot reach
+    root_raise_max_m: float = 0.0                  # m the root was raised where both feet sank
     before: dict = field(default_factory=dict)     # foot_metrics without the speeds
     after: dict = field(default_factory=dict)
     change: dict = field(default_factory=dict)     # joint_change
@@ -155,8 +188,7 @@ def detect_contacts(p: np.ndarray, fps: float, o: FeetOptions) -> dict[str, np.n
         xz = p[:, [ankle, toe]][..., [0, 2]].mean(axis=1)
         step = np.linalg.norm(np.diff(xz, axis=0), axis=-1) * fps
         speed = np.minimum(np.concatenate([step[:1], step]), np.concatenate([step, step[-1:]]))
-        shin = np.linalg.norm(p[:, knee] - p[:, ankle], axis=-1)
-        upright = (p[:, knee, 1] - p[:, ankle, 1] > o.kneel_ratio * shin) & near_floor  # not lying, kneeling
+        upright = standing(p, knee, ankle, o.kneel_ratio) & near_floor  # not lying, kneeling
         enter = (height <= o.enter_height) & (speed <= o.enter_speed) & upright
         # Keep a contact while the foot stays low, or slightly higher while it hardly moves (a
         # heel lifting to push off moves on; a generated foot jittering in place does not).
@@ -167,11 +199,21 @@ def detect_contacts(p: np.ndarray, fps: float, o: FeetOptions) -> dict[str, np.n
         for a, b in _runs(~c):
             if a > 0 and b < len(c) - 1 and b - a + 1 <= gap and upright[a:b + 1].all():
                 c[a:b + 1] = True
+        _split_steps(c, xz, speed, o)
         for a, b in _runs(c):
             if b - a + 1 < shortest:
                 c[a:b + 1] = False
         out[side] = c
     return out
+
+
+def _split_steps(c, xz, speed, o) -> None:
+    """A foot that travels further than `max_lock_travel` within one contact took low, shuffling
+    steps (a skip into a kick, a pivot): its frames faster than `step_speed` stop being contact,
+    so each stance is held on its own rather than all of them at one average place."""
+    for a, b in _runs(c):
+        if np.linalg.norm(np.ptp(xz[a:b + 1], axis=0)) > o.max_lock_travel:
+            c[a:b + 1] &= speed[a:b + 1] <= o.step_speed
 
 
 # ---- targets ------------------------------------------------------------------------------------
@@ -202,14 +244,6 @@ def _lock_targets(p, contact, ankle, toe, blend):
     vec_t = vec.copy()
     vec_t[:, [0, 2]] = _unit((1 - w) * vec[:, [0, 2]] + w * locked[:, [0, 2]]) * flat
     return ank_t, vec_t, weight
-
-
-def _ground(p, contacts, k):
-    """The height joint k of the feet (2 ankle, 3 toe) stands at: the low quartile of its lowest
-    height in each contact (robust to one sunken step of a generated motion), or None without
-    contacts."""
-    h = [p[a:b + 1, LEGS[s][k], 1].min() for s in LEGS for a, b in _runs(contacts[s])]
-    return float(np.percentile(h, 25)) if h else None
 
 
 # ---- two-bone IK ----------------------------------------------------------------------------------
@@ -262,11 +296,12 @@ def clean_feet(clip: Clip, options: FeetOptions | None = None, **overrides) -> t
     off = np.asarray(clip.offsets, dtype=np.float64)
 
     targets = {s: _lock_targets(p0, contacts[s], LEGS[s][2], LEGS[s][3], blend) for s in LEGS}
-    _keep_above_ground(p0, contacts, targets)
-    drop = _root_drop(p0, off, targets, blend, o)
-    root[:, 1] -= drop
+    raised = _keep_above_ground(p0, clip.fps, contacts, targets, blend, o)
+    drop = _root_drop(p0 + raised[:, None, None] * UP, off, targets, blend, o)
+    lift = raised - drop
+    root[:, 1] += lift
     world = _world_rotations(rot)
-    changed = drop > 0
+    changed = lift != 0
     for s, (hip, knee, ankle, toe) in LEGS.items():
         ank_t, vec_t, weight = targets[s]
         moved = ((weight > 0) | np.any(ank_t != p0[:, ankle], axis=-1)
@@ -274,7 +309,7 @@ def clean_feet(clip: Clip, options: FeetOptions | None = None, **overrides) -> t
         if not moved.any():
             continue
         f = np.flatnonzero(moved)
-        hip_pos = p0[f, hip] - drop[f, None] * UP
+        hip_pos = p0[f, hip] + lift[f, None] * UP
         knee_t, ank_r = _knee(hip_pos, ank_t[f], p0[f, knee], p0[f, hip],
                               np.linalg.norm(off[knee]), np.linalg.norm(off[ankle]))
         w_hip = _aim(world[f, 0], rot[f, hip], off[knee], knee_t - hip_pos)
@@ -289,30 +324,49 @@ def clean_feet(clip: Clip, options: FeetOptions | None = None, **overrides) -> t
         f = np.flatnonzero(changed)
         positions[f] = forward_kinematics(off, rot[f], root[f])
     out = clip.with_(rotations=rot, root_translation=root, positions=positions, features=None)
-    return out, _report(p0, positions, clip.fps, contacts, drop)
+    return out, _report(p0, positions, clip.fps, contacts, drop, raised)
 
 
-def _keep_above_ground(p, contacts, targets) -> None:
-    """Lift ankles and toes that would go below the height the feet stand at, wherever the leg
-    stands on its foot (knee above ankle) and, blended, around each lock. A kneeling, lying or
-    crawling leg, and a body without contacts, are left alone."""
-    ground_ankle, ground_toe = _ground(p, contacts, 2), _ground(p, contacts, 3)
-    if ground_ankle is None:
-        return
+def _keep_above_ground(p, fps, contacts, targets, blend, o) -> np.ndarray:
+    """Lift ankle and toe targets that would go below the floor (`floor_heights`, less `floor_slack`),
+    wherever the leg stands on its foot and, blended, around each lock; -> (T,) metres to raise
+    the root where both standing feet are under the floor (the body sank: lifting it beats bending
+    both knees). A kneeling, lying or crawling leg, and a body without contacts, are left alone."""
+    if not any(c.any() for c in contacts.values()):
+        return np.zeros(len(p))
+    floor_ankle, floor_toe = (h - o.floor_slack for h in floor_heights(p, fps, o.kneel_ratio))
+    sunk = []
     for s, (hip, knee, ankle, toe) in LEGS.items():
         ank_t, vec_t, weight = targets[s]
-        shin = np.linalg.norm(p[:, knee] - p[:, ankle], axis=-1)
-        weight = np.where(p[:, knee, 1] - p[:, ankle, 1] > 0.5 * shin, 1.0, weight)
-        ank_t[:, 1] += weight * np.maximum(ground_ankle - ank_t[:, 1], 0.0)
-        lift = weight * np.maximum(ground_toe - (ank_t[:, 1] + vec_t[:, 1]), 0.0)
-        low = lift > 0
-        if low.any():   # pitch the foot up about the ankle, its length kept
-            length = np.linalg.norm(vec_t[low], axis=-1)
-            vec_t[low, 1] = np.clip(vec_t[low, 1] + lift[low], -length, length)
-            flat = np.linalg.norm(vec_t[low][:, [0, 2]], axis=-1)
-            room = np.sqrt(np.maximum(length ** 2 - vec_t[low, 1] ** 2, 0.0)) / np.maximum(flat, 1e-9)
-            vec_t[low, 0] *= room
-            vec_t[low, 2] *= room
+        up = standing(p, knee, ankle, o.kneel_ratio)
+        weight = np.where(up, 1.0, weight)
+        rise = weight * np.maximum(floor_ankle - ank_t[:, 1], 0.0)
+        ank_t[:, 1] += rise
+        sunk.append(np.where(up, rise, 0.0))
+        _pitch_up(vec_t, weight * np.maximum(floor_toe - (ank_t[:, 1] + vec_t[:, 1]), 0.0))
+    return _ease(np.clip(np.minimum(*sunk), 0.0, o.max_root_raise), blend)
+
+
+def _pitch_up(vec, lift) -> None:
+    """Raise the toe end of foot vectors (T, 3) by `lift` (T,) metres about the ankle, in place,
+    the foot's length kept."""
+    low = lift > 0
+    if low.any():
+        length = np.linalg.norm(vec[low], axis=-1)
+        vec[low, 1] = np.clip(vec[low, 1] + lift[low], -length, length)
+        flat = np.linalg.norm(vec[low][:, [0, 2]], axis=-1)
+        room = np.sqrt(np.maximum(length ** 2 - vec[low, 1] ** 2, 0.0)) / np.maximum(flat, 1e-9)
+        vec[low, 0] *= room
+        vec[low, 2] *= room
+
+
+def _ease(need, blend) -> np.ndarray:
+    """A root height change (T,) that covers `need` and eases in and out: the largest need held
+    over the blend window, then smoothed."""
+    if not need.any():
+        return np.zeros_like(need)
+    held = maximum_filter1d(need, 2 * blend + 1, mode="nearest")
+    return np.where(held > 0, uniform_filter1d(held, 2 * blend + 1, mode="nearest"), 0.0)
 
 
 def _root_drop(p, off, targets, blend, o) -> np.ndarray:
@@ -328,19 +382,15 @@ def _root_drop(p, off, targets, blend, o) -> np.ndarray:
         d0 = p[:, ankle] - p[:, hip]
         h0 = -d0[:, 1] - np.sqrt(np.maximum(reach ** 2 - d0[:, 0] ** 2 - d0[:, 2] ** 2, 0.0))
         need = np.maximum(need, np.where(targets[s][2] > 0, h - np.maximum(h0, 0.0) - o.reach_slack, 0.0))
-    need = np.clip(need, 0.0, o.max_root_drop)
-    if not need.any():
-        return need
-    # Hold the largest need over the blend window, then smooth, so the root eases in and out.
-    held = maximum_filter1d(need, 2 * blend + 1, mode="nearest")
-    return np.where(held > 0, uniform_filter1d(held, 2 * blend + 1, mode="nearest"), 0.0)
+    return _ease(np.clip(need, 0.0, o.max_root_drop), blend)
 
 
-def _report(p0, p1, fps, contacts, drop) -> FeetReport:
+def _report(p0, p1, fps, contacts, drop, raised) -> FeetReport:
     strip = lambda m: {k: v for k, v in m.items() if k != "speeds"}  # noqa: E731
     return FeetReport(contacts={s: [(int(a), int(b)) for a, b in _runs(c)] for s, c in contacts.items()},
-                      root_drop_max_m=float(drop.max()), before=strip(foot_metrics(p0, fps)),
-                      after=strip(foot_metrics(p1, fps)), change=joint_change(p0, p1))
+                      root_drop_max_m=float(drop.max()), root_raise_max_m=float(raised.max()),
+                      before=strip(foot_metrics(p0, fps)), after=strip(foot_metrics(p1, fps)),
+                      change=joint_change(p0, p1))
 
 
 def cleanup_if(clip: Clip, enabled: bool = True) -> Clip:

@@ -1,25 +1,30 @@
 """Is each part of a sequence really in its window of the clip? Measured, not eyeballed.
 
 A part's caption names actions (engine.compare.caption_terms); each action has a measurable sign
-in the part's frames: travel for gaits, a flight for jumps, heading change for turns, a pelvis drop
-for crouches and sitting, a rise for standing up, a hand above the shoulders for waves, a foot
-lifted high for kicks, a still end for stopping. The signs reuse data.describe's facts where one
+in the part's frames: travel for gaits (the way the words say: ahead, back, to the side, round a
+circle), a flight for jumps, heading change for turns, a pelvis drop for crouches and sitting, a
+rise for standing up, a hand above the shoulders for waves, one foot lifted well above the other
+for kicks, a wrist reaching out for punches, a still end for stopping. The signs reuse data.describe's facts where one
 exists. Pure numpy; must not import torch or bpy.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from .data.describe import describe
+from .data.describe import describe, facing
 from .engine.compare import caption_terms
 
 PELVIS, NECK, L_WRIST, R_WRIST, L_ANKLE, R_ANKLE = 0, 12, 20, 21, 7, 8
 TRAVEL_M = 0.5          # a gait part covers at least this much ground (metres of pelvis path)
-SIDESTEP_M = 0.2        # a step to the side covers at least this much
+SIDESTEP_M = 0.2        # a step to the side goes this much further across the body than ahead
 TURN_DEG = 60.0         # a turn or spin changes heading by at least this much
+CIRCLE_DEG = 180.0      # going in a circle turns the heading at least half way round
 DROP_M = 0.15           # crouching / sitting lowers the pelvis by at least this much from standing
 RISE_M = 0.15           # standing up raises it by at least this much within the part
-KICK_M = 0.3            # a kicking foot rises at least this high above the floor
+KICK_M = 0.5            # a kicking foot rises this much higher than the other foot (a jump lifts both
+                        # alike; a running swing reaches 0.48 m in DeepMimic's run)
 STILL_MPS = 0.3         # a stopped body's pelvis moves slower than this over the part's last 0.5 s
 PUNCH_M = 0.45          # a punching wrist gets at least this far from the neck (horizontally)
 HOLD = 4                # frames a posture must hold
@@ -45,12 +50,17 @@ def signs(positions: np.ndarray, fps: float, stand_height: float) -> dict[str, f
     tail = p[-max(2, int(0.5 * fps)):, PELVIS][:, [0, 2]]
     tail_speed = float(np.linalg.norm(np.diff(tail, axis=0), axis=-1).sum() * fps / max(len(tail) - 1, 1))
     reach = np.linalg.norm((p[:, [L_WRIST, R_WRIST]] - p[:, NECK:NECK + 1])[..., [0, 2]], axis=-1).max()
+    # Travel across the body (to its left or right, at each moment's facing) beyond travel ahead or
+    # back: a sidestep, not a walk that drifts.
+    fwd, step = facing(p)[:-1], np.diff(p[:, PELVIS][:, [0, 2]], axis=0)
+    across = abs(float(np.sum(step[:, 0] * fwd[:, 1] - step[:, 1] * fwd[:, 0])))
+    ahead = float(np.sum(step * fwd))
     return {
         "path": f.path_length, "distance": f.distance, "turn": f.turn_degrees, "jumps": float(f.jumps),
         "drop": float(stand_height - pelvis.min()), "rise": float(pelvis[-HOLD:].mean() - pelvis.min()),
         "hand_over_neck": float(wrist_over.max()) if _held(wrist_over > 0) else float(min(wrist_over.max(), 0.0)),
-        "kick": float(ankles.max()), "end_speed": tail_speed, "reach": float(reach),
-        "crouches": float(f.crouches),
+        "kick": float(np.abs(ankles[:, 0] - ankles[:, 1]).max()), "end_speed": tail_speed, "reach": float(reach),
+        "crouches": float(f.crouches), "sideways": across - abs(ahead), "ahead": ahead, "back": -ahead,
     }
 
 
@@ -64,6 +74,15 @@ _TESTS = {
 }
 
 
+_GAITS = ("walk", "jog", "run", "sneak", "crawl")
+_DIRECTIONS = [   # (words, (figure, threshold, how)), the first that matches applies
+    (r"\b(?:in a circle|around in a circle|circles?)\b", ("turn", CIRCLE_DEG, "abs")),
+    (r"\b(?:sideways|to the side|sidesteps?)\b", ("sideways", SIDESTEP_M, "min")),
+    (r"\bbackwards?\b", ("back", TRAVEL_M, "min")),
+    (r"\bforwards?\b", ("ahead", TRAVEL_M, "min")),
+]
+
+
 def expected(caption: str) -> list[tuple[str, str, float, str]]:
     """(action, figure, threshold, how) the caption's actions should show; "stop" is read from the words."""
     terms = caption_terms(caption)
@@ -71,8 +90,12 @@ def expected(caption: str) -> list[tuple[str, str, float, str]]:
     words = caption.lower()
     if " stop" in f" {words}":
         out.append(("stop", "end_speed", STILL_MPS, "max"))
-    if any(a == "walk" for a, *_ in out) and ("side" in words or "sideways" in words):
-        out = [("walk", "path", SIDESTEP_M, "min") if a == "walk" else (a, f, t, h) for a, f, t, h in out]
+    # A gait that names its direction must go that way (relative to where the body faces), not
+    # only cover ground: "walks backward" done as a walk forward is not there.
+    for word, test in _DIRECTIONS:
+        if re.search(word, words):
+            out = [(a, *test) if a in _GAITS else (a, f, t, h) for a, f, t, h in out]
+            break
     return out
 
 

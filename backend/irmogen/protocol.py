@@ -12,9 +12,20 @@ temperature, top_p, seed (a sampled job without one reports the seed it drew).
   generate   text, seconds?, max_rounds?, max_text_tokens?, payload?, cleanup?, assessor?  -> `progress` {tokens, round};
              `round` {kind: analysis | motion (codes, clip) | assessment (assessment, refinement,
              satisfied), round, tokens}; `result` {clip, codes, transcript (JSON), rounds, finished,
-             satisfied, text, seed, tokens, warnings, timings}
-  refine     clip | codes, instruction and/or text, seconds?, payload?, cleanup?  -> `round` (motion), `result`
-             {clip, codes, mode: instructed | direct, seed, warnings, timings}
+             satisfied, text, seed, tokens, warnings, timings}. The clip is exactly round(seconds * fps)
+             frames when seconds is given. A prompt of several parts ("walks, then jumps") or seconds
+             above one motion (9.8 s, up to 60 s) runs as a sequence: progress and round events also
+             carry part, piece (of a long part), parts (count) and caption; the result adds parts
+             [{caption, words, start, frames, seconds, rounds, satisfied}] and seams (frame indices).
+  extend     clip, text, seconds? and generate's other params  -> as a sequence generate; the result's
+             clip is the given clip (its frames unchanged) followed by the new motion, which starts
+             from its last frame; result.take_frames = the given clip's frame count
+  refine     clip | codes, instruction and/or text, seconds?, payload?, cleanup?, frames? [A, B],
+             part? (BODY_PARTS)  -> `round` (motion), `result` {clip, codes, mode: instructed | direct,
+             seed, warnings, timings}; with seconds the clip is exactly round(seconds * fps) frames (a
+             client keeps a take's length by sending it); with frames or part (clip only): only frames
+             A..B-1 of that body part change, every other value of the clip is returned bit-identical
+             (result.frames, part)
   assess     clip | codes, text  -> `round` (assessment), `result` {assessment, refinement, satisfied}
   caption    clip | codes  -> `result` {caption}
   load_model model (directory, .json spec path, or spec object)  -> `result` {model}
@@ -22,7 +33,7 @@ temperature, top_p, seed (a sampled job without one reports the seed it drew).
   cancel     id (a running or queued job)  -> `result` {cancelled, state}; the job ends `cancelled`
   status     -> `status` {state, running, queued, model, device, dtype}, answered at once
   shutdown   -> queued and running jobs end `cancelled`, then `result`, then the server exits 0
-Jobs (generate, refine, assess, caption, load_model, clean) run one at a time; a waiting job gets
+Jobs (generate, extend, refine, assess, caption, load_model, clean) run one at a time; a waiting job gets
 `queued` {position} (1 = next), again whenever it moves up.
 
 Motion payload: a clip as {fps, joint_names, parents, offsets, rotations, root_translation,
@@ -52,10 +63,14 @@ MAX_INT_ID = 2 ** 63 - 1            # integer ids are signed 64-bit
 MAX_PROMPT_CHARS = 1000             # longer prompts are cut at a word boundary (a warning says so);
                                     # the model itself reads at most 256 tokens of a caption
 MIN_SECONDS, MAX_SECONDS = 1.0, 9.8  # 9.8 s = 49 motion codes x 4 frames at 20 fps
+MAX_SEQUENCE_SECONDS = 60.0         # generate / extend: longer motions are continued part by part
+BODY_PARTS = ("whole", "upper", "lower", "arms", "legs")  # what refine's `part` may name (irmogen.splice)
+MIN_RANGE_FRAMES = 5                # the model reads no motion from fewer frames
 MAX_ROUNDS, DEFAULT_MAX_ROUNDS = 10, 5
 # Who writes a round's assessment (reasoning/assessors.py); the default is the one the model card
-# measures best. Assessment rounds carry `assessed_by` and `contradicted` [{clause, fact}].
-ASSESSORS, DEFAULT_ASSESSOR = ("model", "measured", "checked"), "model"
+# measures best ("Who writes the assessments": the larger first-to-final gain, and no final
+# assessment contradicted by the motion). Assessment rounds carry `assessed_by` and `contradicted`.
+ASSESSORS, DEFAULT_ASSESSOR = ("model", "measured", "checked"), "measured"
 MAX_TEXT_TOKENS = 256               # per free-text segment (analysis, assessment, refinement)
 MAX_TEMPERATURE = 10.0
 MAX_SEED = 2 ** 63 - 1
@@ -67,7 +82,7 @@ MAX_QUEUE = 32                      # waiting jobs; more are refused with `queue
 # ---- names -------------------------------------------------------------------------------------
 EVENTS = ("hello", "queued", "progress", "round", "result", "error", "cancelled", "status")
 FINAL_EVENTS = frozenset({"result", "error", "cancelled", "status"})
-JOB_METHODS = ("generate", "refine", "assess", "caption", "load_model", "clean")  # one at a time, queue
+JOB_METHODS = ("generate", "extend", "refine", "assess", "caption", "load_model", "clean")  # one at a time, queue
 CONTROL_METHODS = ("cancel", "status", "shutdown")                     # answered at once
 METHODS = JOB_METHODS + CONTROL_METHODS
 PAYLOAD_FORMS = ("base64", "json")
@@ -93,7 +108,8 @@ _F32_MAX = 3.4028234663852886e38
 def limits() -> dict:
     """The limits a client may want to show or enforce before sending (the server's hello carries them)."""
     return {"max_line_bytes": MAX_LINE_BYTES, "max_prompt_chars": MAX_PROMPT_CHARS,
-            "seconds": [MIN_SECONDS, MAX_SECONDS], "max_rounds": MAX_ROUNDS,
+            "seconds": [MIN_SECONDS, MAX_SECONDS], "sequence_seconds": [MIN_SECONDS, MAX_SEQUENCE_SECONDS],
+            "body_parts": list(BODY_PARTS), "max_rounds": MAX_ROUNDS,
             "max_text_tokens": MAX_TEXT_TOKENS, "max_motion_codes": MAX_MOTION_CODES, "max_queue": MAX_QUEUE}
 
 
@@ -142,6 +158,7 @@ class GenerateParams:
     warnings: list[str] = field(default_factory=list)
     cleanup: bool = True               # foot contact cleanup of the final motion
     assessor: str = "model"            # who writes assessments: ASSESSORS (reasoning/assessors.py)
+    start: "ClipData | None" = None    # extend: the clip the new motion continues
 
 
 @dataclass
@@ -156,6 +173,8 @@ class RefineParams:
     payload: str = "base64"
     warnings: list[str] = field(default_factory=list)
     cleanup: bool = True               # foot contact cleanup of the refined motion
+    frames: tuple[int, int] | None = None  # refine only frames A..B-1 (0-based) ...
+    part: str = "whole"                # ... and/or only this body part; the rest stays bit-identical
 
 
 @dataclass
@@ -361,14 +380,32 @@ def clean_prompt(value, where: str = "text") -> tuple[str, str | None]:
 def _generate(p: _Params) -> GenerateParams:
     out = GenerateParams(text="")
     out.text = p.text("text", out.warnings)
-    out.seconds = p.number("seconds", MIN_SECONDS, MAX_SECONDS)
+    out.seconds = p.number("seconds", MIN_SECONDS, MAX_SEQUENCE_SECONDS)
     out.max_rounds = p.number("max_rounds", 1, MAX_ROUNDS, DEFAULT_MAX_ROUNDS, integer=True)
     out.max_text_tokens = p.number("max_text_tokens", 1, MAX_TEXT_TOKENS, MAX_TEXT_TOKENS, integer=True)
     out.sampling, out.payload = p.sampling(), p.choice("payload", PAYLOAD_FORMS, "base64")
     out.cleanup = p.flag("cleanup", True)
     out.assessor = p.choice("assessor", ASSESSORS, DEFAULT_ASSESSOR)
+    if p.method == "extend":
+        out.start = decode_clip(p.get("clip", required=True), "params.clip")
+        if out.start.num_frames < 2:
+            raise ProtocolError(f"params.clip: {out.start.num_frames} frame(s); a clip to extend needs at least 2")
     p.done()
     return out
+
+
+def _frame_range(p: _Params):
+    """refine's `frames`: [A, B], whole numbers, 0 <= A, B - A >= MIN_RANGE_FRAMES (B is checked
+    against the clip's length by the handler)."""
+    v = p.get("frames")
+    if v is None:
+        return None
+    ok = (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+          and 0 <= v[0] and v[1] - v[0] >= MIN_RANGE_FRAMES and v[1] <= MAX_CLIP_FRAMES)
+    if not ok:
+        raise ProtocolError(f"params.frames: expected [A, B], whole numbers with 0 <= A and B - A >= "
+                            f"{MIN_RANGE_FRAMES} (frames A up to, not including, B), got {show_value(v)}")
+    return v[0], v[1]
 
 
 def _refine(p: _Params) -> RefineParams:
@@ -378,6 +415,10 @@ def _refine(p: _Params) -> RefineParams:
     out.seconds = p.number("seconds", MIN_SECONDS, MAX_SECONDS)
     out.sampling, out.payload = p.sampling(), p.choice("payload", PAYLOAD_FORMS, "base64")
     out.cleanup = p.flag("cleanup", True)
+    out.frames, out.part = _frame_range(p), p.choice("part", BODY_PARTS, "whole")
+    if (out.frames is not None or out.part != "whole") and out.motion.clip is None:
+        raise ProtocolError("params.frames / params.part: a range or body part is refined on a clip, not on codes",
+                            hint="send the take as params.clip")
     p.done()
     return out
 
@@ -429,7 +470,7 @@ def _no_params(p: _Params) -> None:
     p.done()
 
 
-_PARSERS = {"generate": _generate, "refine": _refine, "assess": _assess, "caption": _caption, "clean": _clean,
+_PARSERS = {"generate": _generate, "extend": _generate, "refine": _refine, "assess": _assess, "caption": _caption, "clean": _clean,
             "cancel": _cancel, "load_model": _load_model, "status": _no_params, "shutdown": _no_params}
 
 

@@ -15,6 +15,7 @@ from .clip import Clip
 from .errors import IrmogenError
 from .quaternions import qabout_y, qcontinuous, qmul, qnormalize, qrot, qslerp
 from .rotations import forward_kinematics
+from .skeleton import PARENTS
 
 MIN_BLEND_SECONDS = 0.3    # a transition between two motions is never shorter than this
 SEAM_BLEND_SECONDS = 0.5   # default transition between the parts of a sequence
@@ -178,6 +179,25 @@ def join_tail(clip: Clip, start: int, tail: Clip) -> Clip:
                       positions=cat("positions"), features=None)
 
 
+def clean_after(clip: Clip, start: int, clean) -> Clip:
+    """`clip` with `clean` (foot cleanup) applied to its frames from `start` on only: the frames
+    before stay bit-identical. The cleanup re-plants the new frames' feet, which can move their first
+    frame off the kept last one, so the cleaned motion is eased in over SEAM_BLEND_SECONDS."""
+    if start <= 0:
+        return clean(clip)
+    raw = window(clip, (start, clip.num_frames))
+    done = clean(raw)
+    n = min(int(round(SEAM_BLEND_SECONDS * clip.fps)), raw.num_frames)
+    w = np.ones(raw.num_frames)
+    w[:n] = 1.0 - _smooth_weights(n)     # 0 would be the raw continuation, 1 the cleaned motion
+    a = qcontinuous(np.asarray(raw.rotations, np.float64), axis=0)
+    b = np.asarray(done.rotations, np.float64)
+    b = b * np.where(np.sum(a * b, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+    rot = qslerp(a, b, np.broadcast_to(w[:, None], a.shape[:2]))
+    root = raw.root_translation + w[:, None] * (np.asarray(done.root_translation) - raw.root_translation)
+    return join_tail(clip, start, _with_motion(raw, rot, root))
+
+
 # ---- refining a stretch of a take ------------------------------------------------------------
 def check_range(frames: tuple[int, int], num_frames: int) -> tuple[int, int]:
     a, b = int(frames[0]), int(frames[1])
@@ -191,7 +211,8 @@ def parse_frames(text: str) -> tuple[int, int]:
     try:
         a, b = (int(s) for s in str(text).split(":"))
     except ValueError:
-        raise IrmogenError(f"--frames: {text!r} must be two whole numbers A:B (frame A up to, not including, B)") from None
+        raise IrmogenError(f"--frames: {text!r} must be two whole numbers A:B "
+                           "(frame A up to, not including, B)") from None
     return a, b
 
 
@@ -212,8 +233,9 @@ def splice(take: Clip, new: Clip, frames: tuple[int, int], part: str = "whole",
            edge_frames: int = EDGE_BLEND_FRAMES) -> Clip:
     """The take with frames [A, B) of the joints of `part` replaced by `new` (time-fitted to B - A
     frames, placed where the take is at frame A). Frames outside the range and joints outside the
-    part are bit-identical to the take; the new stretch blends into the take over `edge_frames`
-    frames inside the range at each end that borders untouched frames."""
+    part (their rotations, and positions unless a moved parent carries them) are bit-identical to
+    the take; the new stretch blends into the take over `edge_frames` frames inside the range at
+    each end that borders untouched frames."""
     a, b = check_range(frames, take.num_frames)
     joints, owns_root = part_joints(part)
     n = b - a
@@ -231,8 +253,48 @@ def splice(take: Clip, new: Clip, frames: tuple[int, int], part: str = "whole",
     if owns_root:
         root = np.asarray(take.root_translation[a:b], np.float64)
         out_root[a:b] = root + w[:, None] * (np.asarray(new.root_translation, np.float64) - root)
-    out_pos[a:b] = forward_kinematics(take.offsets, out_rot[a:b], out_root[a:b])
+    moved = moved_joints(joints, owns_root)
+    out_pos[a:b, moved] = forward_kinematics(take.offsets, out_rot[a:b], out_root[a:b])[:, moved]
     return take.with_(rotations=out_rot, root_translation=out_root, positions=out_pos, features=None)
+
+
+def moved_joints(joints, owns_root: bool) -> list[int]:
+    """The joints whose positions change when `joints` rotate (and the root moves, if owned): those
+    and everything below them. The others keep their stored positions exactly."""
+    if owns_root:
+        return list(range(len(PARENTS)))
+    moved: set[int] = set()
+    for j, parent in enumerate(PARENTS):   # parents come before their children
+        if j in joints or parent in moved:
+            moved.add(j)
+    return sorted(moved)
+
+
+def window(clip: Clip, frames: tuple[int, int]) -> Clip:
+    """Frames [A, B) of a clip as a clip of their own."""
+    a, b = frames
+    return clip.with_(rotations=clip.rotations[a:b], root_translation=clip.root_translation[a:b],
+                      positions=clip.positions[a:b], features=None)
+
+
+MAX_RANGE_FRAMES = 197     # one refinement reads at most 49 codes (9.8 s at 20 fps) + the end frame
+
+
+def refine_stretch(take: Clip, frames: tuple[int, int] | None, part: str, refine_fn) -> tuple[Clip, dict]:
+    """Refine frames [A, B) and/or one body part of a take; everything else stays bit-identical.
+
+    `refine_fn(window_clip, seconds) -> new clip` is the ordinary refinement (cleanup included), run
+    on the range alone and asked for a motion as long as the range."""
+    lo, hi = check_range(frames if frames is not None else (0, take.num_frames), take.num_frames)
+    part_joints(part)
+    if hi - lo < 5:
+        raise IrmogenError(f"frames {lo}:{hi}: the model needs at least 5 frames to read a motion")
+    if hi - lo > MAX_RANGE_FRAMES:
+        raise IrmogenError(f"frames {lo}:{hi} are {hi - lo} frames; one refinement covers at most "
+                           f"{MAX_RANGE_FRAMES - 1} ({(MAX_RANGE_FRAMES - 1) / take.fps:g} s)",
+                           hint="refine a long take in several ranges")
+    new = refine_fn(window(take, (lo, hi)), min(hi - lo, MAX_RANGE_FRAMES - 1) / take.fps)
+    return splice(take, new, (lo, hi), part), {"frames": [lo, hi], "part": part}
 
 
 # ---- seam figures ----------------------------------------------------------------------------

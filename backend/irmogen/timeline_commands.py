@@ -84,10 +84,7 @@ def extend(a) -> None:
     clip, parts, seams = _run(model, a, a.text, a.seconds, start_clip=take)
     _summary(parts, clip.fps)
     # Cleanup runs on the new frames only: the take's own frames stay as they were.
-    n = take.num_frames
-    tail = commands.cleaned(clip.with_(rotations=clip.rotations[n:], root_translation=clip.root_translation[n:],
-                                       positions=clip.positions[n:], features=None), a)
-    clip = splice.join_tail(clip, n, tail)
+    clip = splice.clean_after(clip, take.num_frames, lambda c: commands.cleaned(c, a))
     text = f"{take.text}, then {a.text}" if take.text else a.text
     from .reasoning.sequence import transcript as sequence_transcript
     transcript = {**sequence_transcript(a.text, parts, seams), "extended_from": str(a.clip),
@@ -101,21 +98,13 @@ def refine_range(a, clip: Clip, model, refine_fn) -> tuple[Clip, dict]:
 
     `refine_fn(window_clip) -> new clip` is the ordinary refinement, run on the range alone.
     """
-    frames = splice.parse_frames(a.frames) if a.frames else (0, clip.num_frames)
-    lo, hi = splice.check_range(frames, clip.num_frames)
-    splice.part_joints(a.part)
-    if hi - lo < 5:
-        raise IrmogenError(f"--frames {lo}:{hi}: the model needs at least 5 frames to read a motion")
-    window = clip.with_(rotations=clip.rotations[lo:hi], root_translation=clip.root_translation[lo:hi],
-                        positions=clip.positions[lo:hi], features=None)
-    if window.num_frames > 197:
-        raise IrmogenError(f"--frames {lo}:{hi}: {hi - lo} frames; one refinement covers at most 196 "
-                           f"({196 / clip.fps:g} s)", hint="refine a long take in several ranges")
-    if getattr(a, "seconds", None) is None:  # ask the model for a motion as long as the range
-        a.seconds = min((hi - lo) / clip.fps, 9.8)
-    new = commands.cleaned(refine_fn(window), a)
-    out = splice.splice(clip, new, (lo, hi), a.part)
-    return out, {"frames": [lo, hi], "part": a.part}
+    frames = splice.parse_frames(a.frames) if a.frames else None
+
+    def run(window: Clip, seconds: float) -> Clip:
+        if getattr(a, "seconds", None) is None:  # ask the model for a motion as long as the range
+            a.seconds = seconds
+        return commands.cleaned(refine_fn(window), a)
+    return splice.refine_stretch(clip, frames, a.part, run)
 
 
 def add_extend(e) -> None:

@@ -55,13 +55,19 @@ def bonemap():
     return importlib.import_module(ext.PACKAGE + ".bonemap")
 
 
-def mocap_skeleton(clip, tmp_path):
-    """The clip written as BVH with other joint names, opened by Blender's BVH importer (defaults)."""
+def renamed_bvh(clip, tmp_path) -> Path:
+    """The clip written as BVH (the backend's exporter) with joint names no rig map knows."""
     from irmogen.io import save_bvh
 
     path = save_bvh(clip["_clip"], tmp_path / "walk.bvh")
     text = re.sub(r"\b(ROOT|JOINT) (\w+)", lambda m: f"{m[1]} {BVH_NAMES[m[2]]}", path.read_text())
     path.write_text(text)
+    return path
+
+
+def mocap_skeleton(clip, tmp_path):
+    """The renamed BVH opened by Blender's BVH importer (defaults): an armature of mocap names."""
+    path = renamed_bvh(clip, tmp_path)
     assert bpy.ops.import_anim.bvh(filepath=str(path)) == {"FINISHED"}
     obj = bpy.context.view_layer.objects.active
     obj.animation_data_clear()                                       # keep its rest, drop its own keys
@@ -152,6 +158,58 @@ def test_hand_made_mapping_retargets_and_wins_over_detection(addon, kind, clip, 
     # A stored bone that was renamed away is reported by name before anything runs.
     obj.data.bones[truth["left_knee"]].name = "gone"
     assert "left_knee" in bm.check_rig(obj) and "does not have" in bm.check_rig(obj)
+
+
+@pytest.mark.parametrize("kind", ["bvh_mocap", "mannequin_renamed"])
+def test_apply_keys_the_mapping_edited_in_the_editor(addon, kind, clip, tmp_path, capsys):
+    """Apply, as an animator runs it, retargets with the editor's mapping: after Auto-detect the left
+    wrist's field is cleared by hand, so that bone stays unkeyed while every other mapped bone, played
+    back by Blender from the take's keys, points where the source bone does."""
+    from test_retarget_math import source_directions
+    from test_retarget_rigs import world_bone_axes
+
+    obj, truth = rig(kind, clip, tmp_path)
+    bm = bonemap()
+    assert bpy.ops.irmogen.detect_bones() == {"FINISHED"}
+    getattr(obj.data, bm.PROPERTY).left_wrist = ""                  # the animator's edit
+    path = addon.clipfile.save_npz({k: clip[k] for k in ("fps", "offsets", "rotations", "root_translation",
+                                                         "positions")}, tmp_path / "walk.npz")
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    assert bpy.ops.irmogen.apply_clip(filepath=str(path)) == {"FINISHED"}, scene.irmogen.error_message
+    assert "by hand" not in scene.irmogen.rig_report and "21/22" in scene.irmogen.rig_report
+    mapped = {j: b for j, b in truth.items() if j != "left_wrist"}
+    heads = {j: np.array(obj.matrix_world) @ np.array([*obj.data.bones[truth[j]].head_local, 1.0])
+             for j in ("left_hip", "right_hip")}
+    left = heads["left_hip"] - heads["right_hip"]
+    src = source_directions(clip, float(np.arctan2(left[1], left[0])))   # the rig's facing
+    index = [bm.rigmap.JOINT_NAMES.index(j) for j in mapped]
+    errs, wrist, frames = [], [], len(clip["positions"])
+    for k in range(frames):
+        scene.frame_set(1 + k)
+        got = world_bone_axes(obj, list(mapped.values()))
+        errs.append(np.degrees(np.arccos(np.clip(np.sum(got * src[k, index], -1), -1.0, 1.0))))
+        wrist.append(np.array(obj.pose.bones[truth["left_wrist"]].matrix_basis))
+    err = np.array(errs)
+    with capsys.disabled():
+        print(f"\n{kind} (Apply with an edited map): {scene.irmogen.rig_report}\n  {err.shape[0]} frames x "
+              f"{err.shape[1]} bones, from the keys: limb direction error mean {err.mean():.4f} deg, "
+              f"max {err.max():.4f} deg")
+    assert err.mean() < 2.0 and err.max() < 5.0
+    np.testing.assert_allclose(wrist, np.broadcast_to(np.eye(4), (frames, 4, 4)), atol=1e-6)
+
+
+def test_apply_a_bvh_file_whose_joint_names_no_map_knows(addon, clip, tmp_path):
+    """Apply Clip on a BVH file with LeftShoulder/LeftElbow-style names (no rig map fits them): its
+    joints are found by the skeleton's shape, and the motion read from it is the source's, every
+    joint of every frame within 1 mm (a joint given the wrong role would be centimetres off)."""
+    path = renamed_bvh(clip, tmp_path)
+    bpy.ops.irmogen.add_mannequin()
+    obj = bpy.context.view_layer.objects.active
+    assert bpy.ops.irmogen.apply_clip(filepath=str(path)) == {"FINISHED"}, bpy.context.scene.irmogen.error_message
+    read = addon.jobs.take_clip(addon.takes.current_take(obj))
+    assert read["positions"].shape == clip["positions"].shape
+    np.testing.assert_allclose(read["positions"], clip["positions"], atol=1e-3)
 
 
 def test_mapping_is_saved_with_the_blend(addon, tmp_path):

@@ -59,16 +59,20 @@ def _seconds(take):
     return (end - start) / (r.fps / r.fps_base)
 
 
-def test_refining_a_ten_minute_take_fails_at_once_with_the_reason(addon, scene, tmp_path):
-    """Defect 5 (add-on): the request would be over the backend's line limit; no job waits."""
+@pytest.mark.parametrize("seconds, fps", [(600.0, 60.0), (12.0, 20.0)])
+def test_refining_a_long_take_fails_at_once_with_the_reason(addon, scene, sent, tmp_path, seconds, fps):
+    """Defect 5 (add-on): a 10-minute take made a request over the backend's line limit and the job
+    waited 600 s. The model refines at most 9.8 s at once: a longer take is refused at once, before
+    its clip is encoded, with its length and what to do; nothing is sent, no job waits."""
     ext.smpl_armature("Long")
-    path = _clip(addon, tmp_path, 600.0, 60.0)
+    path = _clip(addon, tmp_path, seconds, fps)
     assert bpy.ops.irmogen.apply_clip(filepath=str(path)) == {"FINISHED"}, scene.error_message
     t0 = time.monotonic()
     with pytest.raises(RuntimeError, match="too long to refine"):
         bpy.ops.irmogen.refine()
     assert time.monotonic() - t0 < 60 and not addon.bridge.BRIDGE.active_jobs() and not scene.running
-    assert "600 s" in scene.error_message and "shorter" in scene.error_hint
+    assert sent == [] and f"({int(seconds)}" in scene.error_message and "9.8 s at a time" in scene.error_message
+    assert "shorter" in scene.error_hint and "frame range" in scene.error_hint
 
 
 def test_an_over_long_request_comes_back_with_its_job_id(addon, scene):
@@ -115,6 +119,7 @@ def test_a_backend_python_that_exits_at_once_gets_a_hint_and_a_fix(addon, scene,
     with pytest.raises(RuntimeError, match="exited"):
         bpy.ops.irmogen.generate()
     assert "Backend Python" in scene.error_hint and scene.error_fix == "irmogen.setup_backend"
+    assert not addon.bridge.BRIDGE.active_jobs()          # the unsent job does not wait to be cancelled
 
 
 @pytest.mark.parametrize("prompt, expect", [
@@ -163,31 +168,80 @@ def _armature(name, bones):
     return obj
 
 
-@pytest.mark.parametrize("rig", ["one bone", "four legs"])
-def test_generate_checks_the_rig_first(addon, scene, rig):
-    """Defect 10: an unusable rig is refused before any generation is sent."""
-    if rig == "one bone":
+@pytest.fixture()
+def sent(addon, monkeypatch):
+    """The method of every request the add-on writes to the backend (the real send still runs)."""
+    methods = []
+    real = addon.bridge.Bridge.send
+
+    def spy(self, rid, method, params=None):
+        methods.append(method)
+        return real(self, rid, method, params)
+
+    monkeypatch.setattr(addon.bridge.Bridge, "send", spy)
+    return methods
+
+
+def _bad_rig(kind):
+    """A 1-bone armature, or a four-legged one (a spine, a neck and four two-bone legs)."""
+    if kind == "one bone":
         _armature("Stick", [("Bone", None, (0, 0, 0), (0, 0, 1))])
-    else:
-        rows = [("spine", None, (0, -0.5, 0.8), (0, 0.5, 0.8)), ("neck", "spine", (0, 0.5, 0.8), (0, 0.8, 1.1))]
-        for k, (x, y) in enumerate([(-0.2, 0.4), (0.2, 0.4), (-0.2, -0.4), (0.2, -0.4)]):
-            rows += [(f"leg{k}", "spine", (x, y, 0.8), (x, y, 0.4)), (f"shin{k}", f"leg{k}", (x, y, 0.4), (x, y, 0.0))]
-        _armature("Dog", rows)
-    sent = dict(addon.bridge.BRIDGE.jobs)
-    with pytest.raises(RuntimeError):
-        bpy.ops.irmogen.generate()
-    assert addon.bridge.BRIDGE.jobs == sent and not scene.running
-    assert ("'Stick'" if rig == "one bone" else "'Dog'") in scene.error_message
+        return "'Stick'", "1 bone"
+    rows = [("spine", None, (0, -0.5, 0.8), (0, 0.5, 0.8)), ("neck", "spine", (0, 0.5, 0.8), (0, 0.8, 1.1))]
+    for k, (x, y) in enumerate([(-0.2, 0.4), (0.2, 0.4), (-0.2, -0.4), (0.2, -0.4)]):
+        rows += [(f"leg{k}", "spine", (x, y, 0.8), (x, y, 0.4)), (f"shin{k}", f"leg{k}", (x, y, 0.4), (x, y, 0.0))]
+    _armature("Dog", rows)
+    return "'Dog'", "4 legs"
 
 
-def test_refine_keeps_the_takes_length(addon, scene, tmp_path):
-    """Defect 11: a 4.45 s take refines to its length, within the backend's length window for a
-    requested duration (+-10 %, rounded out to whole motion codes of 0.2 s); it came back 1.85 s."""
+@pytest.mark.parametrize("operator", ["generate", "apply"])
+@pytest.mark.parametrize("rig", ["one bone", "four legs"])
+def test_an_unusable_rig_is_refused_before_anything_runs(addon, scene, sent, tmp_path, operator, rig):
+    """Defect 10: Generate and Apply refuse a 1-bone or 4-legged armature in one line naming it and
+    why; no request reaches the backend (a generation used to run first) and nothing is keyed."""
+    name, why = _bad_rig(rig)
+    clip = _clip(addon, tmp_path, 2.0, 20.0)
+    actions = len(bpy.data.actions)
+    with pytest.raises(RuntimeError, match=why):
+        if operator == "generate":
+            bpy.ops.irmogen.generate()
+        else:
+            bpy.ops.irmogen.apply_clip(filepath=str(clip))
+    assert sent == [] and not scene.running and len(bpy.data.actions) == actions
+    assert name in scene.error_message and why in scene.error_message and "\n" not in scene.error_message
+    assert scene.error_hint
+
+
+def test_refine_checks_the_rig_first(addon, scene, sent, tmp_path):
+    """Defect 10 (Refine): a take's armature whose stored bone map names a bone renamed since is
+    refused, naming the joint, before the take's clip is sent."""
+    rig = ext.smpl_armature("Hero")
+    assert bpy.ops.irmogen.apply_clip(filepath=str(_clip(addon, tmp_path, 2.0, 20.0))) == {"FINISHED"}
+    assert bpy.ops.irmogen.detect_bones() == {"FINISHED"}          # the map is now stored on the armature
+    rig.data.bones["left_knee"].name = "knee.L"
+    with pytest.raises(RuntimeError, match="does not have"):
+        bpy.ops.irmogen.refine()
+    assert sent == [] and not scene.running and "left_knee" in scene.error_message
+
+
+def _clip_frames(addon, take) -> tuple[int, float]:
+    clip = addon.jobs.take_clip(take)
+    return len(clip["positions"]), clip["fps"]
+
+
+def test_refine_keeps_the_takes_length(addon, scene, sent, tmp_path):
+    """Defect 11: a 4.45 s take (90 frames at 20 fps), refined by the shipped model, comes back with
+    exactly its frames and its frame range on the timeline (it came back 1.85 s)."""
+    prefs = bpy.context.preferences.addons[ext.PACKAGE].preferences
+    prefs.model_kind = "DEFAULT"
     rig = ext.smpl_armature("Hero")
     assert bpy.ops.irmogen.apply_clip(filepath=str(_clip(addon, tmp_path, 4.45, 20.0))) == {"FINISHED"}
     source = addon.takes.current_take(rig)
-    assert abs(_seconds(source) - 4.45) < 0.05
+    fps = bpy.context.scene.render.fps / bpy.context.scene.render.fps_base
+    assert abs(_seconds(source) - 4.45) <= 1 / fps and _clip_frames(addon, source) == (90, 20.0)
     scene.instruction = "raise the arms higher"
     assert bpy.ops.irmogen.refine() == {"FINISHED"}, scene.error_message
     refined = addon.takes.current_take(rig)
-    assert refined != source and 4.45 * 0.9 - 0.2 <= _seconds(refined) <= 4.45 * 1.1 + 0.2, _seconds(refined)
+    assert sent == ["refine"] and addon.takes.read_info(refined).parent == source.name
+    assert _clip_frames(addon, refined) == (90, 20.0)
+    assert abs(_seconds(refined) - _seconds(source)) <= 1 / fps, (_seconds(source), _seconds(refined))

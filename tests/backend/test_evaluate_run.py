@@ -15,6 +15,8 @@ from irmogen.llm.testing import tiny_motionllm
 CAPTIONS = ["a person walks forward.", "someone jumps up and down.", "a man waves with his right hand.",
             "the person kicks with the left leg.", "a figure crouches and stands up.", "someone jogs in a circle."]
 
+TRAIN_CAPTIONS = ["somebody strolls ahead.", "a human leaps into the air.", "a child swims in a pool."]
+
 
 def write_dataset(root, n=6, seed=0):
     """HumanML3D layout with random features: new_joint_vecs/, texts/, test.txt, Mean.npy, Std.npy."""
@@ -27,6 +29,11 @@ def write_dataset(root, n=6, seed=0):
         caps = [CAPTIONS[i % len(CAPTIONS)], CAPTIONS[(i + 1) % len(CAPTIONS)]]
         (root / "texts" / f"{cid}.txt").write_text("".join(f"{c}#x/NOUN#0.0#0.0\n" for c in caps))
     (root / "test.txt").write_text("\n".join(ids) + "\n")
+    # training clips for the retrieval baseline: one caption each, worded unlike the test captions
+    for i, cap in enumerate(TRAIN_CAPTIONS):
+        np.save(root / "new_joint_vecs" / f"train{i:02d}.npy", rng.normal(size=(32, 263)).astype(np.float32))
+        (root / "texts" / f"train{i:02d}.txt").write_text(f"{cap}#x/NOUN#0.0#0.0\n")
+    (root / "train.txt").write_text("".join(f"train{i:02d}\n" for i in range(len(TRAIN_CAPTIONS))))
     np.save(root / "Mean.npy", np.zeros(263, np.float32))
     np.save(root / "Std.npy", np.ones(263, np.float32))
     return root
@@ -54,7 +61,7 @@ def test_evaluate_model_gives_every_row_with_finite_metrics(setup):
     model_dir, data = setup
     result = R.evaluate_model(model_dir, data, repetitions=3, max_rounds=2, mm_texts=2, mm_repeats=3,
                               progress=False)
-    assert list(result["rows"]) == ["real", "direct", "irmogen_first", "irmogen_final"]
+    assert list(result["rows"]) == ["real", "direct", "irmogen_first", "irmogen_final", "retrieval"]
     finite_rows(result)
     real = result["rows"]["real"]
     assert real["fid"]["mean"] == pytest.approx(0.0, abs=1e-6)
@@ -97,6 +104,25 @@ def test_all_captions_are_measured_in_draws_of_one_caption_per_clip(setup):
         R.evaluate_model(model_dir, data, modes=("real",), captions="some", progress=False)
 
 
+def test_retrieval_baseline_answers_with_the_nearest_training_clip(setup):
+    """Frozen MiniLM picks the training clip meant by the text: walking -> strolling, jumping ->
+    leaping; its motion is the row's motion, scored like every generated row."""
+    _, data = setup
+    result = R.evaluate_model(None, data, modes=("real", "retrieval"), repetitions=2, progress=False, captions="all",
+                              evaluator=Evaluator.load(setup[0] / "evaluator.safetensors"))
+    picked = {t["caption"]: t["retrieved"] for t in result["texts"]}
+    assert picked["a person walks forward."] == "train00" and picked["someone jumps up and down."] == "train01"
+    row = result["rows"]["retrieval"]
+    assert row["counts"]["distinct_motions"] == len(set(picked.values())) and row["counts"]["distinct_texts"] == 6
+    assert row["fid"]["mean"] > 0 and 0 <= row["top3"]["mean"] <= 1
+    # paraphrased prompts reach the baseline, the scores stay on the original captions
+    swapped = R.evaluate_model(None, data, modes=("retrieval",), repetitions=2, progress=False, captions="all",
+                               evaluator=Evaluator.load(setup[0] / "evaluator.safetensors"),
+                               prompts={"a person walks forward.": "a child swims in a pool."})
+    first = next(t for t in swapped["texts"] if t["caption"] == "a person walks forward.")
+    assert first["prompt"] == "a child swims in a pool." and first["retrieved"] == "train02"
+
+
 def test_refinement_effect_counts_only_refined_traces():
     text = np.zeros((4, 2))
     first = np.array([[1.0, 0], [1.0, 0], [2.0, 0], [0.5, 0]])
@@ -128,6 +154,27 @@ def test_cli_writes_the_metrics_json(setup, tmp_path, capsys):
     saved = json.loads(out.read_text())
     assert list(saved["rows"]) == ["real", "direct"] and saved["protocol"]["repetitions"] == 2
     assert "| direct |" in capsys.readouterr().out
+
+
+def test_cli_measures_paraphrases_against_the_original_captions(setup, tmp_path, capsys):
+    model_dir, data = setup
+    parser = argparse.ArgumentParser()
+    R.add_arguments(parser)
+    table = tmp_path / "p.tsv"
+    table.write_text("".join(f"{c}\ta kid is swimming in a swimming pool.\n" for c in CAPTIONS))
+    out = tmp_path / "m.json"
+    args = parser.parse_args(["--model", str(model_dir), "--data", str(data), "--out", str(out), "--repetitions", "2",
+                              "--modes", "real", "retrieval", "--paraphrases", str(table), "--device", "cpu"])
+    assert R.run(args) == 0
+    saved = json.loads(out.read_text())
+    assert list(saved["paraphrased"]["rows"]) == ["retrieval"]
+    assert {t["prompt"] for t in saved["paraphrased"]["texts"]} == {"a kid is swimming in a swimming pool."}
+    assert {t["retrieved"] for t in saved["paraphrased"]["texts"]} == {"train02"}   # the swimming clip
+    assert "With the paraphrases as prompts" in capsys.readouterr().out
+    table.write_text(f"{CAPTIONS[0]}\tonly one.\n")
+    with pytest.raises(IrmogenError, match="no paraphrase"):
+        R.run(parser.parse_args(["--model", str(model_dir), "--data", str(data), "--modes", "retrieval",
+                                 "--paraphrases", str(table), "--repetitions", "2", "--device", "cpu"]))
 
 
 def test_a_model_without_evaluator_and_bad_modes_are_named(setup, tmp_path):

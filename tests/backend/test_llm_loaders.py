@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from irmogen.errors import IrmogenError
@@ -186,6 +187,45 @@ def test_irg_whole_module_form_with_vq_and_motion_rows(files, irg, tmp_path):
     model = _load_irg(files, tmp_path / "stage3.pth", vq=None)
     assert torch.equal(_logits(model.lm, irg["ids"]), irg["expected"])
     assert torch.equal(model.vq.quantizer.codebook, files["vq"].quantizer.codebook)
+
+
+def _irg_state(irg):
+    state = {k: v.clone() for k, v in irg["lm"].state_dict().items()
+             if k not in ("model.embed_tokens.weight", "lm_head.weight")}
+    state["embeddings"] = irg["lm"].get_input_embeddings().weight.detach().clone()
+    state["lm_head"] = irg["lm"].get_output_embeddings().weight.detach().clone()
+    return state
+
+
+def test_irg_safetensors_checkpoint(files, irg, tmp_path):
+    save_file(_irg_state(irg), str(tmp_path / "stage2.safetensors"))
+    model = _load_irg(files, tmp_path / "stage2.safetensors")
+    assert torch.equal(_logits(model.lm, irg["ids"]), irg["expected"])
+    assert model.template_tokens == "piecewise"
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    with pytest.raises(IrmogenError, match=r"bad\.safetensors: not a readable \.safetensors file"):
+        _load_irg(files, tmp_path / "bad.safetensors")
+
+
+def test_a_stage1_checkpoint_runs_the_stage1_loop_by_default(files, irg, tmp_path):
+    """IRG evaluates stage-1 checkpoints with separate generate / instruct / refine calls."""
+    from irmogen.reasoning import tasks
+    torch.save({"state_dict": _irg_state(irg)}, tmp_path / "stage1.pth")
+    r = files["root"]
+    spec = {"format": "irg", "gemma_dir": str(files["gemma"]), "checkpoint": "stage1.pth",
+            "vq": str(r / "vqvae.pth"), "mean": str(r / "mean.npy"), "std": str(r / "std.npy")}
+    opts = dict(max_rounds=2, max_text_tokens=6, decode_clips=False)
+    (tmp_path / "stage1.json").write_text(json.dumps(spec | {"stage": 1}))
+    stage1 = load_model(tmp_path / "stage1.json", device="cpu")
+    done = list(tasks.generate(stage1, "a man jogs in a circle", **opts))[-1]
+    manual = list(tasks.generate_manual(stage1, "a man jogs in a circle", **opts))[-1]
+    assert done.trace == manual.trace and done.trace.analysis is None        # no IRMoGen trace
+    (tmp_path / "stage2.json").write_text(json.dumps(spec | {"stage": 2}))
+    stage2 = load_model(tmp_path / "stage2.json", device="cpu")
+    done = list(tasks.generate(stage2, "a man jogs in a circle", **opts))[-1]
+    assert done.trace.analysis is not None and done.trace_text.startswith("<think>")
+    with pytest.raises(IrmogenError, match="stage 4 is not 1, 2 or 3"):
+        load_model(spec | {"stage": 4, "checkpoint": str(tmp_path / "stage1.pth")}, device="cpu")
 
 
 def test_irg_errors_name_the_tensor(files, irg, tmp_path):

@@ -36,9 +36,9 @@ def test_a_valid_generate_becomes_typed_params():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"seconds": "abc"}, 'params.seconds: expected a number between 1 and 9.8, got "abc"'),
-    ({"seconds": 12}, "params.seconds: expected a number between 1 and 9.8, got 12"),
-    ({"seconds": True}, "params.seconds: expected a number between 1 and 9.8, got true"),
+    ({"seconds": "abc"}, 'params.seconds: expected a number between 1 and 60, got "abc"'),
+    ({"seconds": 61}, "params.seconds: expected a number between 1 and 60, got 61"),
+    ({"seconds": True}, "params.seconds: expected a number between 1 and 60, got true"),
     ({"max_rounds": 2.5}, "params.max_rounds: expected an integer between 1 and 10, got 2.5"),
     ({"seed": 10 ** 30}, "params.seed: expected an integer between 0 and 9223372036854775807, got 1000000000"),
     ({"temperature": 0}, "params.temperature: expected a number above 0 and at most 10, got 0"),

@@ -8,7 +8,7 @@ from irmogen.llm.testing import tiny_motionllm
 from irmogen.reasoning import template as T
 from irmogen.reasoning import textguard as G
 from irmogen.reasoning.decoder import ReasoningDecoder
-from irmogen.reasoning.parser import parse_trace
+from irmogen.reasoning.parser import Trace, parse_trace
 
 
 def test_rules_on_plain_text():
@@ -99,15 +99,42 @@ PROMPTS = [  # in the training vocabulary, then out of it
 ]
 
 
-@pytest.mark.slow
-def test_default_model_transcripts_are_clean():
+SAMPLED = [(prompt, seed) for seed in (1, 2, 3) for prompt in PROMPTS[seed::4]]   # 24 sampled traces
+
+
+@pytest.fixture(scope="module")
+def default_traces():
+    """The shipped model's traces through the path the CLI and the server use (tasks.generate),
+    greedy for every prompt and sampled (temperature 1) for a quarter of them per seed; max 3 rounds."""
     from irmogen.llm.loaders import load_model, resolve_model_spec
+    from irmogen.reasoning import tasks
     model = load_model(resolve_model_spec(None), device="cpu")
-    d = ReasoningDecoder(model)
-    bad = []
-    for prompt in PROMPTS:
-        done = list(d.run(prompt, max_rounds=2, max_text_tokens=80, decode_clips=False))[-1]
-        parsed = parse_trace(done.trace_text)
-        assert parsed.errors == [], (prompt, parsed.errors)
-        bad += [(prompt, text, G.problems(text)) for text in _free_texts(parsed) if G.problems(text)]
-    assert len(PROMPTS) >= 30 and bad == []
+    opts = dict(max_rounds=3, decode_clips=False)
+    runs = [(p, "greedy", list(tasks.generate(model, p, **opts))[-1]) for p in PROMPTS]
+    runs += [(p, f"seed {s}", list(tasks.generate(model, p, greedy=False, seed=s, **opts))[-1]) for p, s in SAMPLED]
+    return runs
+
+
+def _transcript_texts(done):
+    """Every text an animator reads: the streamed trace's, the transcript JSON's, the parsed text's."""
+    parsed = parse_trace(done.trace_text)
+    assert parsed.errors == [] and parsed == done.trace
+    stored = Trace.from_json(done.trace.to_json())
+    return [t for trace in (done.trace, stored, parsed) for t in _free_texts(trace)]
+
+
+@pytest.mark.slow
+def test_default_model_transcripts_are_clean(default_traces):
+    assert len(PROMPTS) >= 30 and len(default_traces) == len(PROMPTS) + len(SAMPLED)
+    bad = [(prompt, how, text, G.problems(text)) for prompt, how, done in default_traces
+           for text in _transcript_texts(done) if G.problems(text)]
+    assert bad == []
+    assert sum(len(done.trace.rounds) > 1 for _, _, done in default_traces) > 0   # refinements were written too
+
+
+def test_problems_are_what_an_animator_would_flag():
+    """The check itself finds each fault the issue quotes from the unguarded decoder."""
+    for text in ("Switch from squatting to squatting.", "the person is walking instead of walking",
+                 "the person never leaves the ground; the person never leaves the ground",
+                 "keep the sameassess]\nRefinement: Switch from jumping to jumping"):
+        assert G.problems(text), text

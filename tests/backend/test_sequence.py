@@ -4,12 +4,14 @@ Splitting and planning are pure text/arithmetic; the runs use the shipped defaul
 real mocap) so each part's action is measured in its own window of the clip.
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from irmogen import splice
 from irmogen.errors import IrmogenError
+from irmogen.feet import cleanup_if
 from irmogen.partcheck import check_parts
 from irmogen.reasoning.parser import Trace
 from irmogen.reasoning.sequence import SequenceDone, is_plain, plan, split_prompt, transcript
@@ -27,7 +29,9 @@ from irmogen.rotations import forward_kinematics
     ("a person walks forward followed by a jump", ["a person walks forward", "a person does a jump"]),
     ("a person runs. Finally she waves", ["a person runs", "a person waves with the right hand"]),
     ("a person jumps, spins, and waves", ["a person jumps", "a person spins", "a person waves with the right hand"]),
-    ("a person walks in a circle", ["a person walks in a circle"]),
+    ("a person walks in a circle", ["a person walks in a circle to the left"]),
+    ("a person jogs in a circle to the right, then waves", ["a person jogs in a circle to the right",
+                                                            "a person waves with the right hand"]),
 ])
 def test_split_prompt_gives_standalone_captions_in_order(text, captions):
     assert [p.caption for p in split_prompt(text)] == captions
@@ -73,16 +77,32 @@ def run(model, text, seconds=None):
     return done, events[:-1]
 
 
-@pytest.mark.parametrize("text", [
-    "a person walks forward, then jumps",
-    "a person kicks, then jumps",
-    "a person crouches, then jumps",
-    "a person runs forward and then stops",
-    "a person walks forward, then jumps, then crouches",
-])
+PROMPTS = [line.strip() for line in
+           (Path(__file__).parents[2] / "benchmarks" / "sequence_prompts.txt").read_text(encoding="utf-8").splitlines()
+           if line.strip() and not line.startswith("#")]
+# What the shipped model cannot make (measured: benchmarks/seams.py). Strict: a model that learns
+# one of them turns its test red until it is taken off this list.
+_NO_SPIN = "the shipped model does not spin: heading changes about 10 degrees for 'spins' (spins are rare in its data)"
+MODEL_MISSES = {
+    "a person crouches, then stands up and kicks": "its 'crouches down' rises again within the part, and 'stands "
+                                                    "up' in its captions means from lying: no rise, no kick",
+    "a person steps to the side, then spins": "it walks ahead for 'steps to the side'; " + _NO_SPIN,
+    "a person jumps, then spins, finally waves": _NO_SPIN,
+    "a person spins, then walks forward": _NO_SPIN,
+    "a person walks backward, then jumps": "it walks forward for 'walks backward' (rare in its data)",
+}
+
+
+def test_the_acceptance_has_twenty_prompts_of_two_or_three_parts():
+    assert len(PROMPTS) >= 20 and all(len(split_prompt(t)) in (2, 3) for t in PROMPTS)
+    assert set(MODEL_MISSES) <= set(PROMPTS)
+
+
+@pytest.mark.parametrize("text", [pytest.param(t, marks=pytest.mark.xfail(strict=True, reason=MODEL_MISSES[t]))
+                                  if t in MODEL_MISSES else t for t in PROMPTS])
 def test_every_part_is_measurably_there_in_its_window(default_model, text):
     done, events = run(default_model, text)
-    clip = done.clip
+    clip = cleanup_if(done.clip, True)   # as generate delivers it
     assert clip.num_frames == sum(p["frames"] for p in done.parts)
     assert {e.part for e in events} == set(range(len(done.parts)))  # every part streamed its own rounds
     checks = check_parts(clip, done.parts)

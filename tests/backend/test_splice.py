@@ -67,6 +67,23 @@ def test_extend_keeps_the_take_and_continues_without_a_jump(walk, jump, tmp_path
     assert abs(h[1] - h[0]) < np.radians(10)
 
 
+def test_cleaning_only_the_new_frames_keeps_the_take_and_eases_in(walk, jump, tmp_path):
+    from irmogen.feet import cleanup_if
+
+    take = saved(walk, tmp_path)
+    joined = splice.extend(take, jump)
+    n = take.num_frames
+    out = splice.clean_after(joined, n, lambda c: cleanup_if(c, True))
+    for name in ("rotations", "root_translation", "positions"):
+        assert np.array_equal(getattr(out, name)[:n], getattr(take, name)), name
+    assert fk_ok(out)
+    steps = splice.frame_jumps(out)
+    assert steps[n - 1:n + 10].max() <= splice.frame_jumps(take).max()   # the ease-in makes no jump
+    cleaned_tail = cleanup_if(splice.window(joined, (n, joined.num_frames)), True)
+    late = n + 20                                     # past the 0.5 s ease-in: the cleaned motion itself
+    assert np.allclose(out.positions[late:], cleaned_tail.positions[late - n:], atol=1e-6)
+
+
 def test_a_seam_blend_lasts_at_least_0_3_seconds(walk, jump):
     tail = splice.continue_from(walk, jump, blend_frames=1)
     placed = splice.place(jump, splice.heading_at(walk, walk.num_frames - 1),
@@ -92,6 +109,8 @@ def test_splice_leaves_every_other_frame_and_joint_bit_identical(punch, jump, tm
                       axis=-1)
     assert changed.any(), "the part's joints inside the range must take the new motion"
     assert fk_ok(out)
+    still = [j for j in range(22) if j not in splice.moved_joints(joints, owns_root)]
+    assert np.array_equal(out.positions[:, still], take.positions[:, still])   # nothing carries them
 
 
 def test_splice_seams_blend_with_no_jump(punch, jump):

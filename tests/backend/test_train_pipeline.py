@@ -37,6 +37,7 @@ def test_the_whole_chain_runs_resumes_and_ships_a_model(tmp_path):
                         mm_texts=0, max_rounds=2, progress=False)
     assert table["stages"] == ["base", "stage1", "stage2", "stage2_own", "stage3"]
     assert "real motion" in table["rows"] and "stage3 + IRMoGen trace, final motion" in table["rows"]
+    assert "retrieval: nearest training caption's motion" in table["rows"]
     assert "stage1 + IRMoGen rounds (stage-1 calls), first motion" in table["rows"]
     assert set(table["rounds"]) == {"stage1", "stage2", "stage2_own", "stage3"}
     text = format_stage_table(table)

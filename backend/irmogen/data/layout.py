@@ -221,7 +221,34 @@ LICENCE_TEXT = {
 }
 
 
-def write_readme(root: Path, summary: dict, notes: list[str]) -> None:
+def _human_section(summary: dict, checks) -> str:
+    """README part on the human-written captions: figures, alignment checks, notice and citation."""
+    from .human_captions import CITATION, NOTICE
+
+    human = summary.get("human_captions") or {}
+    if not human:
+        return ""
+    per_split = ", ".join(f"{k} {v['clips']} clips ({v['minutes']:.1f} min, {v['captions']} captions)"
+                          for k, v in sorted(human.items()))
+    checked = "\n".join(f"- {line}" for c in checks for line in c.lines()) or "- none"
+    return f"""
+## Human-written captions (HumanML3D)
+Clips cut at the time windows of HumanML3D clips taken from the same CMU trials carry those clips'
+human-written captions (manifest `captions_by: "human"`, `hml3d_id`); the rest of such a trial is cut
+into windows with the rule-made captions, as every other take. A window longer than 9.8 s loses its
+end. Mirrored copies get the captions with left/right swapped. Human-captioned clips (with mirrors)
+per split: {per_split}. `test_human.txt` lists the test split's human-captioned clips, so that
+`irmogen eval --split test_human` reports them on their own.
+
+Alignment of the windows with our copies of the trials, measured per source folder (window times
+are seconds from the trial's first mocap frame; cgspeed's added T-pose frame 0 is dropped first):
+{checked}
+
+{NOTICE} (MIT; full licence text in `LICENSE-HumanML3D`). Cite: {CITATION}
+"""
+
+
+def write_readme(root: Path, summary: dict, notes: list[str], checks=()) -> None:
     """The dataset's README.md: what it holds, how it was made, and every source's licence."""
     rows = "\n".join(
         f"| {src} | {summary['takes_per_source'].get(src, 0)} | {summary['clips_per_source'][src]} | "
@@ -254,9 +281,11 @@ Splits (clips): {splits}. Captions per clip: {summary['captions_per_clip']:.2f} 
 - Captions paraphrase the source's own label and add sentences measured from the motion
   (direction and distance travelled, turning, pace, jumps, crouching, lying down, raised hands).
 - Splits keep performers apart where the source allows (HDM05 actor mm = test; whole CMU subjects
-  to test by a seeded hash); val is a seeded-hash sample of training takes. A take's windows and
-  mirrors share its split.
+  to test by a seeded hash; CMU performers held only in `bvh_cgspeed`, subjects 8-14, are drawn
+  on their own so that some of them are in test); val is a seeded-hash sample of training takes.
+  A take's windows and mirrors share its split.
 
+{_human_section(summary, checks)}
 ## Notes
 {extra}
 

@@ -33,8 +33,10 @@ from ..rotations import forward_kinematics, solve
 from . import layout
 from .captions import make_captions, mirror_text
 from .describe import describe, heading_degrees
+from .alignment import check_alignment
+from .human_captions import LICENCE_NAME, find_captions_csv, read_human_captions, uncovered
 from .sources import Take, find_takes
-from .splits import TakeInfo, assign_splits
+from .splits import V1_TEST_PERFORMERS, TakeInfo, assign_splits, split_groups
 
 FPS = 20.0
 MIN_FRAMES = 40          # HumanML3D's shortest clip (2 s); its loaders skip anything shorter
@@ -104,8 +106,72 @@ def fit_length(positions: np.ndarray, cyclic: bool) -> tuple[np.ndarray | None, 
     return None, f"too short ({t} frames at 20 fps, need {PAD_FROM_FRAMES})"
 
 
+def _clip_records(cid: str, canon: np.ndarray, captions: list[str], entry: dict) -> list[dict]:
+    """One canonical window -> its record and its mirror's (left/right swapped in the captions)."""
+    clips = []
+    for mirrored in (False, True):
+        pos = canonicalize(mirror_positions(canon)) if mirrored else canon
+        clips.append({
+            "id": ("M" + cid) if mirrored else cid, "joints": pos[:-1], "features": positions_to_features(pos),
+            "captions": [mirror_text(c) for c in captions] if mirrored else captions,
+            "entry": {**entry, "mirrored": mirrored},
+        })
+    return clips
+
+
+def _entry(take: Take, source_root: Path, s: int, e: int, how: str) -> dict:
+    entry = {
+        "source": take.source, "file": take.path.relative_to(source_root).as_posix(),
+        "subject": take.subject, "licence": take.licence, "start": round(s / FPS, 2),
+        "end": round(e / FPS, 2), "mirrored": False, "label": take.label, "take": take.key,
+        "captions_by": "rules",
+    }
+    if how:
+        entry["length_fix"] = how
+    if take.notes:
+        entry["notes"] = list(take.notes)
+    return entry
+
+
+WINDOW_PAST_END = 0.5  # s: a window ending further past our copy's end shows the copies differ
+
+
+def human_ranges(take: Take, frames: int) -> list[tuple[int, int, object]]:
+    """[(start, end, window)) frames of the take's HumanML3D windows, clipped to the motion and
+    to MAX_FRAMES (a 10 s window loses its last 0.2 s). Windows ending more than WINDOW_PAST_END
+    beyond our copy are dropped: that copy is not the one HumanML3D cut (the README counts them)."""
+    out = []
+    for w in take.human:
+        if w.end > frames / FPS + WINDOW_PAST_END:
+            continue
+        s = int(round(w.start * FPS))
+        e = min(int(round(w.end * FPS)), frames, s + MAX_FRAMES)
+        if e - s >= PAD_FROM_FRAMES:
+            out.append((s, e, w))
+    return out
+
+
+def _human_clips(take: Take, body: np.ndarray, source_root: Path) -> list[dict]:
+    """Clips cut at the HumanML3D windows (human captions) plus rule-captioned windows over the
+    stretches of the take that no HumanML3D window covers."""
+    clips, ranges = [], human_ranges(take, len(body))
+    for s, e, w in ranges:
+        seg, how = fit_length(body[s:e], cyclic=False)
+        entry = {**_entry(take, source_root, s, e, how), "captions_by": "human", "hml3d_id": w.hml3d_id}
+        clips += _clip_records(f"{take.key}_h{w.hml3d_id}", canonicalize(seg), list(w.captions), entry)
+    for k, (gs, ge) in enumerate(uncovered(len(body), [(s, e) for s, e, _ in ranges], MIN_FRAMES)):
+        for j, (s, e) in enumerate(window_ranges(ge - gs)):
+            canon = canonicalize(body[gs + s:gs + e])
+            cid = f"{take.key}_g{k}{j:02d}"
+            captions = make_captions(list(take.phrasings), describe(canon, FPS), seed=cid, vague=take.vague, windowed=True)
+            clips += _clip_records(cid, canon, captions, _entry(take, source_root, gs + s, gs + e, ""))
+    return clips
+
+
 def _take_clips(take: Take, body: np.ndarray, how: str, source_root: Path) -> list[dict]:
     """One take on the reference body -> clip records (windows and their mirrors)."""
+    if take.human:
+        return _human_clips(take, body, source_root)
     ranges = window_ranges(len(body))
     clips = []
     for k, (s, e) in enumerate(ranges):
@@ -113,24 +179,30 @@ def _take_clips(take: Take, body: np.ndarray, how: str, source_root: Path) -> li
         canon = canonicalize(body[s:e])
         captions = make_captions(list(take.phrasings), describe(canon, FPS), seed=cid,
                                  vague=take.vague, windowed=len(ranges) > 1)
-        entry = {
-            "source": take.source, "file": take.path.relative_to(source_root).as_posix(),
-            "subject": take.subject, "licence": take.licence, "start": round(s / FPS, 2),
-            "end": round(e / FPS, 2), "mirrored": False, "label": take.label, "take": take.key,
-        }
-        if how:
-            entry["length_fix"] = how
-        if take.notes:
-            entry["notes"] = list(take.notes)
-        for mirrored in (False, True):
-            pos = canonicalize(mirror_positions(canon)) if mirrored else canon
-            feats = positions_to_features(pos)
-            clips.append({
-                "id": ("M" + cid) if mirrored else cid, "joints": pos[:-1], "features": feats,
-                "captions": [mirror_text(c) for c in captions] if mirrored else captions,
-                "entry": {**entry, "mirrored": mirrored},
-            })
+        clips += _clip_records(cid, canon, captions, _entry(take, source_root, s, e, how))
     return clips
+
+
+def read_take(take: Take) -> tuple[np.ndarray, dict]:
+    """A take's SMPL-22 positions at 20 fps, motion time 0 at frame 0, and the importer's notes.
+
+    A cgspeed file's frame 0 is an added T-pose (data README): it is dropped here at the source
+    rate when the importer's own T-pose test did not already drop it, so that window times of the
+    HumanML3D captions (seconds from the first mocap frame) index the motion directly. A take whose
+    file header states the wrong frame rate (`Take.fps`, see `sources`) is resampled from the true one.
+    """
+    from ..resample import resample_positions
+
+    own_rate = not (take.tpose_frame or take.fps)
+    src = read_source(take.path, asf=take.asf, fps=FPS if own_rate else None)
+    pos, meta = src.positions, dict(src.meta)
+    if own_rate:
+        return pos, meta
+    if take.tpose_frame and "dropped_tpose_frame" not in meta:
+        pos, meta["dropped_tpose_frame"] = pos[1:], "1 (source: frame 0 is a T-pose)"
+    rate = take.fps or src.source_fps
+    meta["source_fps_used"] = f"{rate:g}"
+    return resample_positions(pos, rate, FPS, antialias=False), meta
 
 
 def _load_takes(takes: list[Take], progress: bool, skipped: list[dict]) -> list[tuple[Take, np.ndarray, str]]:
@@ -139,8 +211,10 @@ def _load_takes(takes: list[Take], progress: bool, skipped: list[dict]) -> list[
     loaded = []
     for take in tqdm(takes, desc="reading takes", unit="take", disable=not progress):
         try:
-            pos = read_source(take.path, asf=take.asf).positions
-            pos, how = fit_length(pos, cyclic=take.cyclic)
+            pos, _ = read_take(take)
+            how = ""
+            if not take.human:  # windowed takes are fitted per window (`_human_clips`)
+                pos, how = fit_length(pos, cyclic=take.cyclic)
             if pos is None:
                 skipped.append({"file": str(take.path), "reason": how})
                 continue
@@ -201,17 +275,26 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 def prepare_dataset(out, cmu=None, hdm05=None, deepmimic=None, humanml3d=None, progress=True,
                     overwrite=False) -> dict:
-    """Build the dataset in `out` from the given source folders; returns (and prints) a summary."""
+    """Build the dataset in `out` from the given source folders; returns (and prints) a summary.
+
+    `humanml3d` is either a folder holding `cmu_captions.csv` (human captions of CMU trials; found
+    as ../humanml3d beside `cmu` when not given) or a real HumanML3D dataset folder merged in as it is.
+    """
     out = Path(out)
     _check_out(out, overwrite)
     if not any((cmu, hdm05, deepmimic, humanml3d)):
         raise IrmogenError("data prepare: no source given", hint="pass at least one of --cmu, --hdm05, --deepmimic, --humanml3d")
     started = time.time()
-    takes = find_takes(cmu=cmu, hdm05=hdm05, deepmimic=deepmimic)
+    captions_csv = find_captions_csv(humanml3d, cmu)
+    if humanml3d and captions_csv is not None and captions_csv.parent == Path(humanml3d):
+        humanml3d = None  # the folder holds captions, not a HumanML3D dataset to copy
+    human = read_human_captions(captions_csv) if captions_csv is not None and cmu else {}
+    takes = find_takes(cmu=cmu, hdm05=hdm05, deepmimic=deepmimic, human=human)
     roots = {"cmu": cmu, "hdm05": hdm05, "deepmimic": deepmimic}
     with replaced_folder(out) as tmp:
         layout.make_folders(tmp)
-        summary = _build(tmp, takes, roots, Path(humanml3d) if humanml3d else None, progress)
+        summary = _build(tmp, takes, roots, Path(humanml3d) if humanml3d else None, progress,
+                         captions_csv if human else None)
     summary["out"] = str(out)
     summary["seconds_to_build"] = round(time.time() - started, 1)
     if progress:
@@ -219,12 +302,19 @@ def prepare_dataset(out, cmu=None, hdm05=None, deepmimic=None, humanml3d=None, p
     return summary
 
 
-def _build(tmp: Path, takes: list[Take], roots: dict, humanml3d: Path | None, progress: bool) -> dict:
+def _split_takes(loaded) -> dict[str, str]:
+    group = split_groups([t for t, _, _ in loaded])
+    fixed = lambda t: "test" if t.source == "cmu" and t.subject in V1_TEST_PERFORMERS else t.fixed_split
+    return assign_splits([TakeInfo(t.key, group[t.key], t.subject, len(b), fixed(t)) for t, b, _ in loaded])
+
+
+def _build(tmp: Path, takes: list[Take], roots: dict, humanml3d: Path | None, progress: bool,
+           captions_csv: Path | None = None) -> dict:
     from tqdm import tqdm
 
     skipped: list[dict] = []
     loaded = _load_takes(takes, progress, skipped)
-    split_of_take = assign_splits([TakeInfo(t.key, t.source, t.subject, len(b), t.fixed_split) for t, b, _ in loaded])
+    split_of_take = _split_takes(loaded)
     split_of, manifest, stats = {}, {}, layout.FeatureStats()
     clips, frames, captions = Counter(), Counter(), []
     for take, body, how in tqdm(loaded, desc="writing clips", unit="take", disable=not progress):
@@ -254,6 +344,9 @@ def _build(tmp: Path, takes: list[Take], roots: dict, humanml3d: Path | None, pr
     np.save(tmp / "Mean.npy", mean)
     np.save(tmp / "Std.npy", std)
     sizes = layout.write_splits(tmp, split_of)
+    human_test = sorted(c for c, e in manifest.items() if e["split"] == "test" and e.get("captions_by") == "human")
+    if human_test:  # `irmogen eval --split test_human`: the human-captioned test clips on their own
+        (tmp / "test_human.txt").write_text("".join(f"{i}\n" for i in human_test), encoding="utf-8")
     (tmp / "manifest.json").write_text(json.dumps({"fps": FPS, "clips": manifest}, indent=1, ensure_ascii=False), encoding="utf-8")
     summary = {
         "clips": len(split_of), "clips_per_source": dict(clips),
@@ -262,9 +355,26 @@ def _build(tmp: Path, takes: list[Take], roots: dict, humanml3d: Path | None, pr
         "minutes": round(sum(frames.values()) / FPS / 60, 2),
         "captions_per_clip": float(np.mean(captions)), "splits": sizes,
         "length_fixes": dict(Counter(h for _, _, h in loaded if h)), "skipped": skipped,
+        "human_captions": human_figures(manifest),
     }
-    layout.write_readme(tmp, summary, _notes(loaded, skipped))
+    checks = []
+    if captions_csv is not None:
+        shutil.copyfile(captions_csv.parent / LICENCE_NAME, tmp / "LICENSE-HumanML3D")
+        checks = check_alignment(loaded)
+    layout.write_readme(tmp, summary, _notes(loaded, skipped), checks)
     return summary
+
+
+def human_figures(manifest: dict) -> dict:
+    """Per split: clips whose captions are human-written (HumanML3D), and their minutes."""
+    out = {}
+    for e in manifest.values():
+        if e.get("captions_by") == "human":
+            row = out.setdefault(e["split"], {"clips": 0, "minutes": 0.0, "captions": 0})
+            row["clips"] += 1
+            row["minutes"] = round(row["minutes"] + e["frames"] / FPS / 60, 2)
+            row["captions"] += e["captions"]
+    return out
 
 
 def _notes(loaded, skipped) -> list[str]:

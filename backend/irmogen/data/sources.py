@@ -1,8 +1,8 @@
 """What each motion-capture source holds: its files, subjects/actors, licence and labels.
 
-`find_takes(cmu=, hdm05=, deepmimic=)` lists every take of the given source folders (laid out as
-in the shared data README) as `Take` records; nothing is read beyond file names and the CMU
-description CSV. Labels become base-form verb phrases ("bend down and put something on the floor
+`find_takes(cmu=, hdm05=, deepmimic=, human=)` lists every take of the given source folders (laid
+out as in the shared data README) as `Take` records, with the HumanML3D windows of its trial when
+`human` holds them; nothing is read beyond file names and the CMU description CSV. Labels become base-form verb phrases ("bend down and put something on the floor
 with the right hand") that `captions` conjugates; each label has several phrasings so captions
 vary. Pure Python; imports only `captions` (its verb list) and `errors` from the package.
 """
@@ -36,6 +36,10 @@ class Take:
     fixed_split: str | None = None  # the source's own split, when it has one
     cyclic: bool = False         # a locomotion loop that may be repeated to lengthen it
     notes: tuple[str, ...] = field(default=())
+    folder: str = ""             # the source's sub-folder ("bvh_cgspeed"), for per-folder checks
+    tpose_frame: bool = False    # frame 0 is an added T-pose, not motion (cgspeed conversion)
+    fps: float | None = None     # the motion's true frame rate where the file header is wrong
+    human: tuple = ()            # HumanWindow records: human-written captions of time windows
 
 
 # ---- HDM05 -----------------------------------------------------------------------------------
@@ -206,31 +210,47 @@ def cmu_phrasings(description: str) -> tuple[tuple[str, ...], bool]:
     return tuple(dict.fromkeys(phrasings)), vague
 
 
-def read_cmu_descriptions(csv_path: Path) -> dict[tuple[int, int], str]:
-    """The CMU listing: (subject, trial) -> 'Motion Description'."""
+def read_cmu_descriptions(csv_path: Path, column: str = "Motion Description") -> dict[tuple[int, int], str]:
+    """The CMU listing: (subject, trial) -> the given column ('Motion Description', 'framerate')."""
     out = {}
     with open(csv_path, newline="", encoding="utf-8", errors="replace") as f:
         for row in csv.DictReader(f):
             try:
-                out[(int(row["Subject"]), int(row["Trial #"]))] = row["Motion Description"].strip()
-            except (KeyError, ValueError):
+                out[(int(row["Subject"]), int(row["Trial #"]))] = row[column].strip()
+            except (KeyError, ValueError, AttributeError):
                 continue
     return out
+
+
+# The bvh_daz files declare 120 fps but hold the trials at the CMU listing's 60 fps: played at 120
+# the salsa runs twice as fast, and the HumanML3D windows end at twice our copies' lengths
+# (61_10: 1197 frames, window 13.05-19.95 s = 1197 / 60). Their rate is taken from the listing.
+LISTING_RATE_FOLDERS = {"bvh_daz"}
+
+
+def _listed_fps(rates: dict, subject: int, trial: int, folder: str) -> float | None:
+    try:
+        return float(rates[(subject, trial)]) if folder in LISTING_RATE_FOLDERS else None
+    except (KeyError, ValueError):
+        return None
 
 
 CMU_NAME = re.compile(r"^0*(\d+)_0*(\d+)")
 DANCE_PARTNERS = {60: "cmu_60_61", 61: "cmu_60_61"}  # the two partners of the same salsa takes
 
 
-def _cmu_takes(root: Path) -> list[Take]:
+def _cmu_takes(root: Path, human: dict) -> list[Take]:
     csv_path = root / "cmu_descriptions.csv"
     if not csv_path.is_file():
         raise IrmogenError(f"{csv_path}: the CMU description listing is missing", hint="pass the folder that holds cmu_descriptions.csv")
     desc = read_cmu_descriptions(csv_path)
+    rates = read_cmu_descriptions(csv_path, "framerate")
     files = [(p, None) for p in sorted((root / "bvh_cc").glob("*.bvh.gz")) + sorted((root / "bvh_daz").glob("*.bvh.gz"))]
     for amc in sorted((root / "amc").glob("*.amc")):
         own = root / "amc" / f"{amc.name.split('_')[0]}.asf"
         files.append((amc, own if own.is_file() else root / "amc" / CMU_STAND_IN_ASF))
+    # cgspeed last: a trial also held in bvh_cc or amc is taken from there (its own skeleton).
+    files += [(p, None) for p in sorted((root / "bvh_cgspeed").glob("*.bvh.gz"))]
     takes, seen = [], set()
     for path, asf in files:
         m = CMU_NAME.match(path.name)
@@ -249,14 +269,21 @@ def _cmu_takes(root: Path) -> list[Take]:
             source="cmu", path=path, key=f"cmu_{subject:02d}_{trial:02d}",
             subject=DANCE_PARTNERS.get(subject, f"cmu_{subject:02d}"),
             label=label, phrasings=phr, licence=CMU_LICENCE, asf=asf, vague=vague, notes=notes,
+            folder=path.parent.name, tpose_frame=path.parent.name == "bvh_cgspeed",
+            fps=_listed_fps(rates, subject, trial, path.parent.name),
+            human=tuple(human.get((subject, trial), ())),
         ))
     return takes
 
 
-def find_takes(cmu=None, hdm05=None, deepmimic=None) -> list[Take]:
-    """Every take under the given source folders (None = source not used), in a stable order."""
+def find_takes(cmu=None, hdm05=None, deepmimic=None, human=None) -> list[Take]:
+    """Every take under the given source folders (None = source not used), in a stable order.
+
+    `human`: (subject, trial) -> HumanML3D windows of CMU trials (`human_captions`), or None.
+    """
     takes: list[Take] = []
-    for folder, finder in ((cmu, _cmu_takes), (hdm05, _hdm05_takes), (deepmimic, _deepmimic_takes)):
+    cmu_finder = lambda root: _cmu_takes(root, human or {})
+    for folder, finder in ((cmu, cmu_finder), (hdm05, _hdm05_takes), (deepmimic, _deepmimic_takes)):
         if folder is None:
             continue
         folder = Path(folder)

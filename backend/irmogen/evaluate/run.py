@@ -1,262 +1,23 @@
-"""`irmogen eval`: the metrics table of a MotionLLM on a dataset split, in the field's protocol.
+"""`irmogen eval`: the command line over `measure` (one model) and `stages` (a training run).
 
-Rows (evaluate_metrics.py of the papers, with our evaluator by default):
-  real           the split's own motions against their captions (the ceiling; FID ~ 0)
-  direct         one motion per caption from the stage-1 prompt "Generate a motion that depicts
-                 {caption}." (Motion-Agent-style models: their own prompt), no reasoning
-  irmogen_first  the FIRST motion of the IRMoGen rounds (`tasks.generate`: one trace; or
-                 `rounds="manual"`: the stage-1 chain of separate calls, `tasks.generate_manual`)
-  irmogen_final  the FINAL motion of the same rounds; the paper's first finding is final > first
-Each clip of the split gets one caption, drawn once with `seed` and shared by every row, so rows
-compare the same texts; `captions="all"` measures every caption instead, in draws of one caption per
-clip whose metrics are averaged (a 150-clip split is too small to resolve a Top-1 difference of
-0.01 with one draw). Generation is greedy by default (the reference decoder), hence done once;
-the repetitions redraw the batches of 32 and the diversity pairs. MModality (sampled generations,
-expensive) is measured on the `direct` row only, for `mm_texts` texts x `mm_repeats` generations.
-Generated motions are the VQ decoder's features, as in the papers (no position round trip); every
-motion is capped at 196 frames. Needs torch; never imports bpy.
+The rows and the protocol are described in `measure`; the tables are written by `table`.
+Needs torch; never imports bpy.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import IrmogenError
 from . import metrics as M
-from .retrieval import MAX_FRAMES, WEIGHTS, Evaluator, read_clips
+from .measure import CAPTION_CHOICES, MODES, ROUND_STYLES, caption_draws, evaluate_model, refinement_effect
+from .retrieval import Evaluator
+from .stages import STAGES, format_stage_table, stage_table, write_table
+from .table import format_table
 
-MODES = ("real", "direct", "irmogen")
-ROUND_STYLES = ("trace", "manual")
-CAPTION_CHOICES = ("one", "all")
-
-
-def _load_model(model, device, needed: bool):
-    """(MotionLLM or None when not needed, its directory or None)."""
-    if isinstance(model, (str, Path)):
-        from ..llm.model import MotionLLM
-        return (MotionLLM.from_pretrained(model, device=device) if needed else None), Path(model)
-    return model, None
+__all__ = ["add_arguments", "run", "evaluate_model", "format_table", "caption_draws", "refinement_effect"]
 
 
-def _progress(items, what: str, show: bool):
-    from tqdm.auto import tqdm
-    return tqdm(items, desc=what, disable=not show, dynamic_ncols=True)
-
-
-def _default_evaluator(model_dir: Path | None):
-    if model_dir is None or not (model_dir / WEIGHTS).is_file():
-        where = model_dir / WEIGHTS if model_dir is not None else "the model object"
-        raise IrmogenError(f"eval: no evaluator ({where} not found)", code="not_found",
-                           hint="pass --evaluator FILE (train one with `irmogen train evaluator`)")
-    return Evaluator.load(model_dir / WEIGHTS)
-
-
-def _direct(model, caption: str, sampling: dict) -> list[int]:
-    from ..reasoning import tasks
-    if model.config.prompt_style == "motion_agent":
-        events = tasks.generate(model, caption, decode_clips=False, **sampling)
-    else:
-        events = tasks.generate_manual(model, caption, max_rounds=1, decode_clips=False, **sampling)
-    return [e.codes for e in events if e.kind == "motion"][-1]
-
-
-def _rounds(model, caption: str, style: str, max_rounds: int, sampling: dict) -> list[list[int]]:
-    """The motions of every round, in order."""
-    from ..reasoning import tasks
-    run = tasks.generate if style == "trace" else tasks.generate_manual
-    return [e.codes for e in run(model, caption, max_rounds=max_rounds, decode_clips=False, **sampling)
-            if e.kind == "motion"]
-
-
-def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.REPETITIONS, evaluator=None,
-                   modes=MODES, *, limit: int | None = None, seed: int = 0, max_rounds: int = 5,
-                   rounds: str = "trace", greedy: bool = True, temperature: float = 1.0, top_p: float = 1.0,
-                   mm_texts: int = 100, mm_repeats: int = 30, mm_times: int = M.MM_TIMES,
-                   captions: str = "one", device="cpu", progress: bool = True) -> dict:
-    """Metrics of a model directory (or a loaded MotionLLM) on a dataset split -> a JSON-able dict:
-    {"rows": {row: {metric: {"mean", "interval"}, "counts": {...}}}, "rounds": {...}, "protocol": {...}}."""
-    unknown = sorted(set(modes) - set(MODES))
-    if unknown or not modes:
-        raise IrmogenError(f"eval modes {list(modes)}: each must be one of {', '.join(MODES)}")
-    if rounds not in ROUND_STYLES:
-        raise IrmogenError(f"eval rounds={rounds!r}: expected one of {', '.join(ROUND_STYLES)}")
-    generating = any(m != "real" for m in modes)
-    llm, model_dir = _load_model(model, device, generating)
-    if evaluator is None:
-        evaluator = _default_evaluator(model_dir)
-    if captions not in CAPTION_CHOICES:
-        raise IrmogenError(f"eval captions={captions!r}: expected one of {', '.join(CAPTION_CHOICES)}")
-    clips = read_clips(data_dir, split, limit)
-    draws = caption_draws(clips, captions, seed)
-    n = len(clips)
-    pairs = [(i, c, k) for draw in draws for i, (c, k) in enumerate(zip(clips, draw))]   # draw-major
-    texts = [c.captions[k] for _, c, k in pairs]
-    text = evaluator.embed_text(texts, tokens=[c.tokens[k] for _, c, k in pairs])
-    real = evaluator.embed_motion([c.features for c in clips])
-    sampling = {"greedy": greedy, "temperature": temperature, "top_p": top_p}
-
-    codes: dict[str, list[list[int]]] = {}   # row -> the codes written for each text
-    round_codes: list[list[list[int]]] = []   # text -> the codes of every round
-    def bar(items, what):
-        return _progress(items, what, progress)
-
-    def per_text(write, what: str) -> list:
-        """`write(clip index, caption)` for every text; a caption that several draws share (clips
-        with fewer captions than others) is written once."""
-        memo: dict = {}
-        for (i, _, _), t in zip(pairs, bar(texts, what)):
-            if (i, t) not in memo:
-                memo[(i, t)] = write(i, t)
-        return [memo[(i, t)] for (i, _, _), t in zip(pairs, texts)]
-
-    if "direct" in modes:
-        codes["direct"] = per_text(lambda i, c: _direct(llm, c, {**sampling, "seed": seed + i}), "direct")
-    if "irmogen" in modes:
-        round_codes = per_text(lambda i, c: _rounds(llm, c, rounds, max_rounds, {**sampling, "seed": seed + i}),
-                               f"irmogen ({rounds})")
-        codes["irmogen_first"] = [r[0] for r in round_codes]
-        codes["irmogen_final"] = [r[-1] for r in round_codes]
-    round_counts = [len(r) for r in round_codes]
-
-    kw = dict(repetitions=repetitions, seed=seed)
-    def measure(emb, mm=None):
-        """Each draw is one text per clip (the field's protocol); several draws are combined."""
-        return M.combine_draws([M.evaluate_embeddings(text[d * n:(d + 1) * n], emb[d * n:(d + 1) * n], real,
-                                                      mm_embeddings=mm if d == 0 else None, mm_times=mm_times, **kw)
-                                for d in range(len(draws))])
-    rows = {}
-    if "real" in modes:
-        rows["real"] = measure(np.concatenate([real] * len(draws)))
-    embedded = _embed_codes(llm, evaluator, codes)
-    for name, emb in embedded.items():
-        mm = None
-        if name == "direct" and mm_texts > 0 and mm_repeats >= 2:
-            mm = _mm_embeddings(llm, evaluator, texts[:min(mm_texts, n)], mm_repeats, seed, bar, temperature, top_p)
-        rows[name] = measure(emb, mm)
-        # greedy decoding can write one motion for many texts: how many different ones there are
-        rows[name]["counts"]["distinct_motions"] = len({tuple(c) for c in codes[name]})
-    result = {
-        "data": str(data_dir), "split": split, "clips": len(clips), "texts_measured": len(texts),
-        "model": str(model_dir or "object"),
-        "evaluator": type(evaluator).__name__,
-        "protocol": {"repetitions": repetitions, "seed": seed, "max_frames": MAX_FRAMES,
-                     "decoding": "greedy" if greedy else f"sampled (temperature {temperature}, top_p {top_p})",
-                     "rounds": rounds, "max_rounds": max_rounds, "captions": captions, "draws": len(draws)},
-        "rows": rows,
-        # per caption, what each row wrote (for analyses that need the motions themselves)
-        "texts": [{"clip": c.id, "caption": cap, **({"direct": codes["direct"][j]} if "direct" in codes else {}),
-                   **({"rounds": round_codes[j]} if round_codes else {})}
-                  for j, ((_, c, _), cap) in enumerate(zip(pairs, texts))],
-    }
-    if round_counts:
-        counts = np.bincount(round_counts, minlength=max_rounds + 1)[1:]
-        result["rounds"] = {"mean": float(np.mean(round_counts)), "histogram": counts.tolist(),
-                            "stopped_before_cap": float(np.mean(np.array(round_counts) < max_rounds)),
-                            **refinement_effect(text, embedded["irmogen_first"], embedded["irmogen_final"],
-                                                round_counts),
-                            "top1_gain": M.paired_top1_gain(rows["irmogen_first"]["per_text"],
-                                                            rows["irmogen_final"]["per_text"])}
-    return result
-
-
-def _embed_codes(llm, evaluator, codes: dict[str, list[list[int]]]) -> dict[str, np.ndarray]:
-    """row -> (texts, D) embeddings, each distinct motion decoded and embedded once: greedy decoding
-    repeats motions across texts, and a text that was not refined has its first motion as final.
-    (One embedding per motion also makes repeated motions tie exactly, as metrics.r_precision_rows expects.)"""
-    distinct = list(dict.fromkeys(tuple(c) for row in codes.values() for c in row))
-    emb = evaluator.embed_motion([llm.decode_codes(list(c)) for c in distinct])
-    index = {c: i for i, c in enumerate(distinct)}
-    return {name: emb[[index[tuple(c)] for c in row]] for name, row in codes.items()}
-
-
-def caption_draws(clips, captions: str, seed: int) -> list[list[int]]:
-    """Which caption of each clip every draw uses. "one": a single draw, picked with `seed`; "all":
-    draw j takes caption j of each clip (cycling through clips that have fewer), so that every
-    caption is measured, each draw still one text per clip."""
-    if captions == "all":
-        return [[j % len(c.captions) for c in clips] for j in range(max(len(c.captions) for c in clips))]
-    rng = np.random.default_rng(seed)
-    return [[int(rng.integers(len(c.captions))) for c in clips]]
-
-
-def refinement_effect(text: np.ndarray, first: np.ndarray, final: np.ndarray, round_counts) -> dict:
-    """What the rounds did, per caption: the share of traces that refined at all, and over those,
-    how often the final motion is closer to its caption than the first (evaluator distance), and
-    the mean distances of both."""
-    refined = np.asarray(round_counts) > 1
-    d_first = np.linalg.norm(text - first, axis=1)[refined]
-    d_final = np.linalg.norm(text - final, axis=1)[refined]
-    out = {"refined": float(refined.mean())}
-    if refined.any():
-        out.update(refined_closer=float(np.mean(d_final < d_first)), refined_distance_first=float(d_first.mean()),
-                   refined_distance_final=float(d_final.mean()))
-    return out
-
-
-def _mm_embeddings(llm, evaluator, captions, repeats, seed, bar, temperature, top_p) -> np.ndarray:
-    """(texts, repeats, D): `repeats` sampled direct generations per caption."""
-    out = []
-    for i, c in enumerate(bar(captions, "mmodality")):
-        sampling = {"greedy": False, "temperature": temperature, "top_p": top_p}
-        feats = [llm.decode_codes(_direct(llm, c, {**sampling, "seed": seed + 1000 * (i + 1) + r}))
-                 for r in range(repeats)]
-        out.append(evaluator.embed_motion(feats))
-    return np.stack(out)
-
-
-# ---- the table ------------------------------------------------------------------------------------
-COLUMNS = (("top1", "Top-1"), ("top2", "Top-2"), ("top3", "Top-3"), ("fid", "FID"), ("mm_dist", "MM-Dist"),
-           ("diversity", "Diversity"), ("mmodality", "MModality"))
-
-
-def markdown_rows(rows: dict, cols=COLUMNS) -> list[str]:
-    """The header and one line per row: mean +- 95 % interval of each metric ("-" where not measured)."""
-    cell = lambda row, k: f"{row[k]['mean']:.3f} ± {row[k]['interval']:.3f}" if k in row else "-"
-    return (["| row | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-            + [f"| {name} | " + " | ".join(cell(row, k) for k, _ in cols) + " |" for name, row in rows.items()])
-
-
-def format_table(result: dict) -> str:
-    """A Markdown table: mean +- 95 % interval of every metric of every row."""
-    cols = [(k, h) for k, h in COLUMNS if any(k in r for r in result["rows"].values())]
-    lines = markdown_rows(result["rows"], cols)
-    c = next(iter(result["rows"].values()))["counts"]
-    draws = result["protocol"]["draws"]
-    lines.append(f"\n{result['texts_measured']} texts of {result['clips']} clips of split {result['split']!r}"
-                 f"{f' ({draws} draws of one caption per clip, averaged)' if draws > 1 else ''}; batches of {c['batch_size']}, "
-                 f"{c['repetitions']} repetitions, diversity over {c['diversity_times']} pairs; "
-                 f"decoding {result['protocol']['decoding']}.")
-    distinct = {n: r["counts"]["distinct_motions"] for n, r in result["rows"].items() if "distinct_motions" in r["counts"]}
-    if distinct:
-        lines.append("Distinct motions among the texts: " + ", ".join(f"{n} {k}" for n, k in distinct.items()) + ".")
-    if "rounds" in result:
-        lines.append(f"IRMoGen rounds ({result['protocol']['rounds']}): " + rounds_summary(result["rounds"]))
-    return "\n".join(lines)
-
-
-def rounds_summary(r: dict) -> str:
-    """What the rounds did, in two sentences: how many motions per text, how many texts were refined
-    and with what effect, and the paper's first finding (final minus first Top-1, paired)."""
-    line = f"motions per text 1..{len(r['histogram'])}: {r['histogram']} (mean {r['mean']:.2f})"
-    if "refined" in r:
-        line += f"; refined {100 * r['refined']:.0f} % of the texts"
-    if "refined_closer" in r:
-        line += (f", the final motion closer to its text than the first in {100 * r['refined_closer']:.0f} % of "
-                 f"those (mean distance {r['refined_distance_first']:.3f} -> {r['refined_distance_final']:.3f})")
-    return line + ". " + top1_gain_line(r["top1_gain"])
-
-
-def top1_gain_line(gain: dict) -> str:
-    """The paper's first finding as one line: final minus first Top-1, paired over the same texts."""
-    m, h = gain["mean"], gain["interval"]
-    verdict = "above" if m - h > 0 else "below" if m + h < 0 else "within noise of"
-    return (f"Final minus first motion, Top-1: {m:+.3f} ± {h:.3f} (95 %, paired over texts): the final motion "
-            f"is {verdict} the first.")
-
-
-# ---- command line ------------------------------------------------------------------------------------
 def add_arguments(parser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model directory")
@@ -281,6 +42,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--guo-meta", help="the Guo evaluator's meta folder with mean.npy and std.npy")
     parser.add_argument("--mm-texts", type=int, default=100, help="texts for MModality (0 skips it)")
     parser.add_argument("--mm-repeats", type=int, default=30, help="sampled generations per MModality text")
+    parser.add_argument("--paraphrases", nargs="?", const="default", metavar="TSV",
+                        help="also measure with each caption replaced by its paraphrase (caption<TAB>paraphrase; "
+                             "default: the shipped test-split set); scored against the original captions")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
 
@@ -301,14 +65,32 @@ def run(args) -> int:
                             mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, captions=args.captions,
                             device=args.device)
     print(format_table(result))
+    if args.paraphrases:
+        result["paraphrased"] = _paraphrased(args, evaluator, result)
+        print("\nWith the paraphrases as prompts (scored against the original captions):")
+        print(format_table(result["paraphrased"]))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return 0
 
 
+def _paraphrased(args, evaluator, originals: dict) -> dict:
+    """The same rows with every measured caption replaced by its paraphrase; a caption without one
+    is an error (the comparison would mix the two sets)."""
+    from ..data.paraphrases import DEFAULT, read_paraphrases
+    table = read_paraphrases(DEFAULT if args.paraphrases == "default" else args.paraphrases)
+    missing = sorted({t["caption"] for t in originals["texts"]} - set(table))
+    if missing:
+        raise IrmogenError(f"--paraphrases: {len(missing)} measured caption(s) have no paraphrase, e.g. {missing[0]!r}",
+                           hint="add them to the paraphrase file, or measure the split the file was written for")
+    modes = tuple(m for m in args.modes if m != "real")
+    return evaluate_model(args.model, args.data, args.split, args.repetitions, evaluator, modes, limit=args.limit,
+                          seed=args.seed, max_rounds=args.max_rounds, rounds=args.rounds, mm_texts=0,
+                          captions=args.captions, prompts=table, device=args.device)
+
+
 def run_stages(args, evaluator) -> int:
-    from .stages import STAGES, format_stage_table, stage_table, write_table
     if evaluator is None:
         evaluator = Evaluator.load(Path(args.run_dir) / "evaluator")
     table = stage_table(args.run_dir, args.data, evaluator, tuple(args.stages or STAGES), split=args.split,

@@ -27,6 +27,8 @@ from ..clip import MODEL_FPS
 from ..device import resolve_device
 from ..errors import IrmogenError
 from ..vq import MotionVQ, VQConfig
+from .prompt_encoder import WEIGHTS as PROMPT_ENCODER_WEIGHTS
+from .prompt_encoder import PromptEncoder, PromptEncoderConfig
 from .tokens import CODEBOOK_SIZE, MotionTokenLayout, add_motion_tokens, check_motion_tokens
 
 # Loading a model is one step of our own progress; transformers' per-tensor bar is noise on stderr.
@@ -53,6 +55,9 @@ class MotionLLMConfig:
     normalisation: str = "dataset"         # where mean.npy/std.npy come from ("dataset", "evaluator", ...)
     prompt_style: str = "irmogen"          # "irmogen" (CoT template) or "motion_agent" (instruction prompt)
     adapters: dict = field(default_factory=dict)  # task -> LoRA adapter name ({} for full-weight models)
+    # {"name": "all-MiniLM-L6-v2", "prefix_tokens": P}: the user's text also goes in as P soft tokens
+    # (llm/prompt_encoder.py); None (absent from older config.json files): no prompt encoder
+    prompt_encoder: dict | None = None
     format: str = FORMAT
     version: int = FORMAT_VERSION
 
@@ -69,6 +74,8 @@ class MotionLLMConfig:
             raise IrmogenError(f"config.json: prompt_style {self.prompt_style!r} is not one of {PROMPT_STYLES}")
         if self.fps <= 0 or self.feature_dim < 1:
             raise IrmogenError(f"config.json: fps={self.fps} and feature_dim={self.feature_dim} must be positive")
+        if self.prompt_encoder is not None:
+            PromptEncoderConfig.from_dict(self.prompt_encoder)  # names a bad field or value
 
     @property
     def layout(self) -> MotionTokenLayout:
@@ -112,7 +119,8 @@ class MotionLLM:
     """The LM (`.lm`), its tokenizer with motion tokens, the VQ and the feature normalisation."""
 
     def __init__(self, lm: PreTrainedModel, tokenizer, vq: MotionVQ, mean, std, config: MotionLLMConfig,
-                 device: str | torch.device = "auto", dtype: str | torch.dtype | None = None):
+                 device: str | torch.device = "auto", dtype: str | torch.dtype | None = None,
+                 prompt_encoder: PromptEncoder | None = None):
         self.config = config
         self.layout = config.layout
         self.tokenizer = tokenizer
@@ -122,6 +130,24 @@ class MotionLLM:
         self.device, self.dtype = resolve_device(device, dtype)
         self.lm = lm.to(device=self.device, dtype=self.dtype).eval()
         self.vq = vq.to(self.device).eval()  # the VQ stays float32: it is small and bf16 hurts decoding
+        self.prompt_encoder = None
+        if prompt_encoder is not None:
+            self.set_prompt_encoder(prompt_encoder)
+
+    # ---- the prompt encoder (llm/prompt_encoder.py) -------------------------------------------
+    def set_prompt_encoder(self, encoder: PromptEncoder | None) -> None:
+        """Attach (or with None remove) a prompt encoder; the config field follows."""
+        self.prompt_encoder = None if encoder is None else encoder.to(self.device).eval()
+        self.config.prompt_encoder = None if encoder is None else encoder.config.to_dict()
+
+    @torch.inference_mode()
+    def prefix_cache(self, condition: str | None):
+        """The LM's KV cache after the soft prefix of `condition` ("" when None), or None when the
+        model has no prompt encoder. The decoder continues feeding tokens after it."""
+        if self.prompt_encoder is None:
+            return None
+        embeds = self.prompt_encoder.prefix([condition or ""], self.device, self.dtype)
+        return self.lm(inputs_embeds=embeds, use_cache=True).past_key_values
 
     @classmethod
     def from_text_lm(cls, lm: PreTrainedModel, tokenizer, vq: MotionVQ, mean, std, *,
@@ -214,6 +240,8 @@ class MotionLLM:
         self.tokenizer.save_pretrained(str(d))
         np.save(d / "mean.npy", self.mean)
         np.save(d / "std.npy", self.std)
+        if self.prompt_encoder is not None:
+            save_model(self.prompt_encoder, str(d / PROMPT_ENCODER_WEIGHTS), metadata={"format": "pt"})
         if model_card is not None or not (d / "MODEL_CARD.md").exists():
             (d / "MODEL_CARD.md").write_text(model_card or self._default_card())
         return d
@@ -233,7 +261,8 @@ class MotionLLM:
         vq = MotionVQ.load(d, config.vq_config)
         mean = np.load(d / "mean.npy", allow_pickle=False)
         std = np.load(d / "std.npy", allow_pickle=False)
-        return cls(lm, tokenizer, vq, mean, std, config, device=torch_device, dtype=torch_dtype)
+        return cls(lm, tokenizer, vq, mean, std, config, device=torch_device, dtype=torch_dtype,
+                   prompt_encoder=_load_prompt_encoder(d, config, lm))
 
     def _default_card(self) -> str:
         params = sum(p.numel() for p in self.lm.parameters())
@@ -242,6 +271,23 @@ class MotionLLM:
                 f"{self.layout.codebook_size + 2} motion tokens\n- motion: {self.config.feature_dim}-d features "
                 f"at {self.config.fps:g} fps, normalisation: {self.config.normalisation}\n")
 
+
+
+def _load_prompt_encoder(d: Path, config: MotionLLMConfig, lm) -> PromptEncoder | None:
+    if config.prompt_encoder is None:
+        return None
+    path = d / PROMPT_ENCODER_WEIGHTS
+    if not path.is_file():
+        raise IrmogenError(f"model directory {d}: config.json has a prompt_encoder but {PROMPT_ENCODER_WEIGHTS} "
+                           "is missing", code="not_found")
+    from safetensors.torch import load_model
+
+    encoder = PromptEncoder(PromptEncoderConfig.from_dict(config.prompt_encoder), lm.config.hidden_size)
+    try:
+        load_model(encoder, str(path))
+    except RuntimeError as e:
+        raise IrmogenError(f"{path}: does not fit the config's prompt encoder ({str(e).splitlines()[0]})") from e
+    return encoder
 
 
 def llm_config_dict(lm: PreTrainedModel) -> dict:

@@ -4,6 +4,9 @@
 a 2-layer LM of hidden size 64 (Llama-style, or Gemma-2 with its softcaps and alternating sliding
 attention), a small byte-level BPE tokenizer trained on the fixed texts below, the 514 motion
 tokens, and a narrow VQ. Its outputs are random but its shapes and vocabulary layout are real.
+`tokenizer="gemma"` gives it a SentencePiece-style tokenizer instead (`gemma_style_tokenizer`):
+words carry their leading space as "▁", and merges run across newlines and brackets ("]\n[",
+"w.\n"), as in Gemma's vocabulary, so piece-by-piece and whole-stretch encodings differ.
 Must not import bpy.
 """
 from __future__ import annotations
@@ -15,7 +18,7 @@ from transformers import AutoModelForCausalLM, Gemma2Config, LlamaConfig
 from ..errors import IrmogenError
 from ..vq import MotionVQ, VQConfig
 from .model import FEATURE_DIM, MotionLLM
-from .tokenizer import build_text_tokenizer
+from .tokenizer import SPECIAL_TOKENS, build_text_tokenizer, wrap_tokenizer
 
 TEXT_VOCAB = 512
 HIDDEN = 64
@@ -56,6 +59,35 @@ def tiny_tokenizer(vocab_size: int = TEXT_VOCAB):
     return build_text_tokenizer(list(TEXTS) * 4, vocab_size)
 
 
+def gemma_style_tokenizer(vocab_size: int = TEXT_VOCAB, max_token_length: int = 6):
+    """A SentencePiece-style BPE (Gemma's kind) trained on the fixed texts and two IRMoGen traces.
+
+    Split only at spaces, each word keeping its space as a leading "▁" (as Gemma's model never
+    merges across a space); newlines, brackets and full stops merge freely with their neighbours.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="never", split=True)
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="never", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  max_token_length=max_token_length, show_progress=False)
+    tok.train_from_iterator((list(TEXTS) + list(_TRACES)) * 4, trainer=trainer)
+    return wrap_tokenizer(tok)
+
+
+# Response texts in the IRMoGen grammar (reasoning/template.py), so "]\n[", "[/plan]" and the like
+# become tokens of the Gemma-style tokenizer, as they are of Gemma's.
+_TRACES = (
+    "<think>[plan]I need to analyze the goal.[/plan]\n[analyze]The goal asks for a walk.[/analyze]\n"
+    "[plan]I need to generate a motion.[/plan]\n[generate]<Motion></Motion>[/generate]\n"
+    "[plan]I need to assess the alignment.[/plan]\n[assess]Assessment: The motion is too slow.\n"
+    "Refinement: Walk faster.[/assess]\n[plan]I need to refine the motion.[/plan]\n",
+    "[generate]<Motion></Motion>[/generate]\n[plan]I need to assess.[/plan]\n[assess]Assessment: "
+    "It matches the goal.\nRefinement: No refinements needed.[/assess]\n[plan]I need to finish thinking."
+    "[/plan]\n</think>",
+)
+
+
 def tiny_llm_config(arch: str, vocab_size: int, hidden: int = HIDDEN, layers: int = 2):
     """A transformers config for a tiny causal LM; ids follow Gemma (pad 0, eos 1, bos 2)."""
     common = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
@@ -75,9 +107,11 @@ def tiny_vq_config(codebook_size: int = 512) -> VQConfig:
 
 
 def tiny_motionllm(seed: int = 0, arch: str = "llama", codebook_size: int = 512,
-                   device="cpu", dtype=None) -> MotionLLM:
-    """A random tiny MotionLLM, identical for identical arguments."""
-    tokenizer = tiny_tokenizer()
+                   device="cpu", dtype=None, tokenizer: str = "bpe") -> MotionLLM:
+    """A random tiny MotionLLM, identical for identical arguments (`tokenizer`: "bpe" or "gemma")."""
+    if tokenizer not in ("bpe", "gemma"):
+        raise IrmogenError(f"tiny model tokenizer {tokenizer!r} is not one of 'bpe', 'gemma'")
+    tokenizer = tiny_tokenizer() if tokenizer == "bpe" else gemma_style_tokenizer()
     config = tiny_llm_config(arch, len(tokenizer))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

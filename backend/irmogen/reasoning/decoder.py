@@ -43,6 +43,8 @@ LENGTH_TOLERANCE = 0.1    # seconds -> codes window: +-10 % (at least +-1 code)
 MAX_TEXT_TOKENS = 256     # cap of one free-text segment; the paper's rounds are ~100-150 text tokens
 PROGRESS_EVERY = 32       # tokens between progress events
 MAX_TRIES = 64            # candidates the text guard may refuse at one position before the span closes
+# A measured assessment that still finds gaps when the round cap ends the trace says why it stops.
+LAST_ROUND_NOTE = "This was the last round allowed, so this motion is kept."
 
 
 # ---- events ----------------------------------------------------------------------------------
@@ -286,7 +288,10 @@ class ReasoningDecoder:
                 raise IrmogenError(f"tokenizer does not round-trip the template text {s[:40]!r}",
                                    code="bad_model", hint="the tokenizer adds or drops spaces around text")
 
-    def new_pass(self, *, greedy=True, temperature=1.0, top_p=1.0, seed=None, cancel=None) -> _Pass:
+    def new_pass(self, *, greedy=True, temperature=1.0, top_p=1.0, seed=None, cancel=None,
+                 condition: str | None = None) -> _Pass:
+        """A fresh pass; for a model with a prompt encoder its cache starts after the soft prefix
+        of `condition` (the user's text; "" for tasks without one), as training fed it."""
         if not greedy and not (temperature > 0 and 0 < top_p <= 1):
             raise IrmogenError(f"sampling: temperature={temperature} must be > 0 and top_p={top_p} in (0, 1]")
         generator = torch.Generator(device=self.device)
@@ -294,17 +299,22 @@ class ReasoningDecoder:
             generator.seed()
         else:
             generator.manual_seed(int(seed))
-        return _Pass(self, _cancel_check(cancel), generator, greedy, temperature, top_p)
+        p = _Pass(self, _cancel_check(cancel), generator, greedy, temperature, top_p)
+        prefix = getattr(self.model, "prefix_cache", None)
+        p.cache = prefix(condition) if prefix is not None else None
+        return p
 
     # ---- pieces --------------------------------------------------------------------------
     def sample_text(self, p: _Pass, stop: str | None, after: Callable[[str], str] | str,
-                    cap: int, round_: int = 0, lead: str = "") -> Iterator:
+                    cap: int, round_: int = 0, lead: str = "", piece: int | None = None) -> Iterator:
         """Sample free text until the span closes (its closing string, or eos when stop is None) or
         `cap` tokens; then append the forced continuation `after(body)` (which starts with `stop`).
         Returns the body text. With the text guard (textguard.py) markup, same-word contrasts and
         repeats are never sampled and the closing is forced as template pieces.
 
         With `lead` (a space), the first token must start with it and the body excludes it.
+        `piece` (piecewise models): where in `p.ids` the template piece holding this span began; the
+        closing string's own piece then continues it, tokenized as one text (`_continue_piece`).
         """
         if self.guard is None:
             return (yield from self._sample_text_unguarded(p, stop, after, cap, round_, lead))
@@ -320,8 +330,17 @@ class ReasoningDecoder:
             if verdict != OK:
                 closed = True
                 break
-        if closed and add and stop is not None:
-            p.append(self.encode(add))       # text the closing token carried before its markup
+        carried = add if closed and stop is not None else ""   # text the closing token held before its markup
+        if piece is not None and self.piecewise:
+            text = self.decode(p.ids[start:]) + carried
+            body = text[len(lead):] if text.startswith(lead) else text
+            forced = after(body) if callable(after) else after
+            head = T.template_pieces(forced)[0]  # starts with `stop`; IRG wrote it in the span's piece
+            self._continue_piece(p, piece, carried + head)
+            p.force(forced[len(head):])
+            return body
+        if carried:
+            p.append(self.encode(carried))
         text = self.decode(p.ids[start:])    # the guard's `raw` is per-token text; this is exact
         body = text[len(lead):] if text.startswith(lead) else text
         if stop is None:
@@ -329,6 +348,15 @@ class ReasoningDecoder:
             return body
         p.force(after(body) if callable(after) else after)
         return body
+
+    def _continue_piece(self, p: _Pass, piece: int, text: str) -> None:
+        """Append `text` as the rest of the template piece that began at `p.ids[piece]`, with the ids
+        the tokenizer gives the whole piece (IRG encoded "Assessment: A\nRefinement: R" in one go, so
+        "motion." then "\nRefinement:" may be written with a merged ".\n"). When the ids so far are
+        not the start of that encoding (the model sampled another split), `text` is encoded alone."""
+        so_far = p.ids[piece:]
+        whole = self.encode(self.decode(so_far) + text)
+        p.append(whole[len(so_far):] if whole[:len(so_far)] == so_far else self.encode(text))
 
     def _judge(self, raw: str, tok: int, stop: str | None) -> tuple[str, str]:
         if tok == self.eos_id:
@@ -392,7 +420,8 @@ class ReasoningDecoder:
             raise IrmogenError(f"max_rounds={max_rounds!r} and max_text_tokens={max_text_tokens!r} must be >= 1")
         lo, hi = code_window(seconds, min_codes, max_codes, fps=self.model.config.fps)
         caption = T.normalize_caption(prompt_caption, self.tokenizer)
-        p = self.new_pass(greedy=greedy, temperature=temperature, top_p=top_p, seed=seed, cancel=cancel)
+        p = self.new_pass(greedy=greedy, temperature=temperature, top_p=top_p, seed=seed, cancel=cancel,
+                          condition=caption)
         trace, clips = Trace(), []
         try:
             p.append(self.encode(T.build_prompt(caption, self.bos_token)))
@@ -407,18 +436,19 @@ class ReasoningDecoder:
                 clips.append(self.model.codes_to_clip(codes, text=caption) if decode_clips else None)
                 yield MotionEvent(k, codes, clips[-1], p.tokens)
                 p.force(T.AFTER_MOTION[:-len(T.LEAD)])
+                piece = len(p.ids) - len(self.encode_forced(T.ASSESSMENT_PREFIX[:-len(T.LEAD)]))  # "Assessment:"
                 rnd = Round(codes)
                 refine_tag = T.REFINEMENT_PREFIX[:-len(T.LEAD)]
                 if assessor == "measured":
-                    self._force_measured(p, rnd, caption, k >= max_rounds)
+                    self._force_measured(p, rnd, caption, k >= max_rounds, piece)
                 elif k >= max_rounds:
                     rnd.assessment = yield from self.sample_text(
                         p, refine_tag, T.REFINEMENT_PREFIX + T.NO_REFINEMENT + T.AFTER_REFINEMENT + T.FINISH,
-                        max_text_tokens, k, lead=T.LEAD)
+                        max_text_tokens, k, lead=T.LEAD, piece=piece)
                     rnd.refinement = T.NO_REFINEMENT
                 else:
                     rnd.assessment = yield from self.sample_text(p, refine_tag, refine_tag, max_text_tokens, k,
-                                                                 lead=T.LEAD)
+                                                                 lead=T.LEAD, piece=piece)
                     rnd.refinement = yield from self.sample_text(p, T.ASSESS_CLOSE, _after_refinement,
                                                                  max_text_tokens, k, lead=T.LEAD)
                 if assessor == "checked":
@@ -435,27 +465,37 @@ class ReasoningDecoder:
         yield DoneEvent(trace, clips[-1], self.decode(response), list(p.ids), p.prompt_length,
                         list(p.steps), p.forward_calls)
 
-    def _force_measured(self, p: _Pass, rnd: Round, caption: str, last: bool) -> None:
+    def _force_measured(self, p: _Pass, rnd: Round, caption: str, last: bool, piece: int) -> None:
         """The round's assessment and refinement written from measurements, forced into the trace
-        (each text encoded on its own, as a free text of the trace is)."""
+        (each text encoded on its own, as a free text of the trace is; piecewise models: the whole
+        assess piece in one go, as IRG's training wrote it)."""
         rnd.assessment, rnd.refinement = measured_assessment(caption, facts_of(self.model, rnd.codes))
-        rnd.refinement = T.NO_REFINEMENT if last else rnd.refinement
+        if last and rnd.refinement != T.NO_REFINEMENT:   # the grammar ends on "No refinements needed."
+            rnd.assessment += f" {LAST_ROUND_NOTE}"
+            rnd.refinement = T.NO_REFINEMENT
         rnd.author = "measured"
+        if self.piecewise:
+            self._continue_piece(p, piece, T.LEAD + rnd.assessment + T.REFINEMENT_PREFIX + rnd.refinement)
+            p.force(_after_refinement(rnd.refinement))
+            return
         p.append(self.encode(T.LEAD + rnd.assessment))
         p.force(T.REFINEMENT_PREFIX[:-len(T.LEAD)])
         p.append(self.encode(T.LEAD + rnd.refinement))
         p.force(_after_refinement(rnd.refinement))
 
     # ---- single responses (stage-1 tasks) ----------------------------------------------------
-    def respond_motion(self, prompt: str, *, min_codes=1, max_codes=MAX_CODES, cancel=None, **sampling) -> list[int]:
-        """Codes of the motion a prompt asks for. `<Motion>` is forced unless the prompt ends with it."""
-        p = self.new_pass(cancel=cancel, **sampling)
+    def respond_motion(self, prompt: str, *, min_codes=1, max_codes=MAX_CODES, cancel=None, condition=None,
+                       **sampling) -> list[int]:
+        """Codes of the motion a prompt asks for. `<Motion>` is forced unless the prompt ends with it.
+        `condition`: the user's text for a model's prompt encoder (None: none)."""
+        p = self.new_pass(cancel=cancel, condition=condition, **sampling)
         ids = self.encode(prompt if prompt.endswith(MOTION_START) else prompt + MOTION_START)
         return _drain(p, ids, self.sample_motion(p, min_codes, max_codes))
 
-    def respond_text(self, prompt: str, *, max_tokens: int = MAX_TEXT_TOKENS, cancel=None, **sampling) -> str:
-        """The text answer to a prompt, up to eos (motion tokens masked)."""
-        p = self.new_pass(cancel=cancel, **sampling)
+    def respond_text(self, prompt: str, *, max_tokens: int = MAX_TEXT_TOKENS, cancel=None, condition=None,
+                     **sampling) -> str:
+        """The text answer to a prompt, up to eos (motion tokens masked); `condition` as respond_motion."""
+        p = self.new_pass(cancel=cancel, condition=condition, **sampling)
         return _drain(p, self.encode(prompt), self.sample_text(p, None, "", max_tokens))
 
 

@@ -45,6 +45,7 @@ _FULLER = [
     (re.compile(r"\bwaves$"), "waves with the right hand"),
     (re.compile(r"\bcrouches$"), "crouches down"),
     (re.compile(r"\bturns around$"), "turns around to the left"),
+    (re.compile(r"\bin a circle$"), "in a circle to the left"),   # training captions always name the side
 ]
 
 

@@ -88,7 +88,7 @@ def generate_manual(model, text: str, max_rounds: int = 5, *, seconds=None, min_
     trace, clip, prompt = Trace(), None, T.generation_prompt(caption, bos)
     for k in range(1, max_rounds + 1):
         _use_task(model, "generate" if k == 1 else "refine")
-        codes = d.respond_motion(prompt, min_codes=lo, max_codes=hi, cancel=cancel, **sampling)
+        codes = d.respond_motion(prompt, min_codes=lo, max_codes=hi, cancel=cancel, condition=caption, **sampling)
         clip = model.codes_to_clip(codes, text=caption) if decode_clips else None
         yield MotionEvent(k, codes, clip, 0)
         assessment, author = None, "model"
@@ -100,7 +100,7 @@ def generate_manual(model, text: str, max_rounds: int = 5, *, seconds=None, min_
             author = "measured"
         else:
             _use_task(model, "assess")
-            refinement = d.respond_text(T.refinement_instruction_prompt(codes, caption, bos),
+            refinement = d.respond_text(T.refinement_instruction_prompt(codes, caption, bos), condition=caption,
                                         max_tokens=max_text_tokens, cancel=cancel, **sampling).strip()
         trace.rounds.append(Round(codes, assessment, refinement, author))
         yield AssessmentEvent(k, assessment, refinement, 0, author)
@@ -119,7 +119,7 @@ def refine_instructed(model, clip_or_codes, instruction: str, goal: str | None =
     codes = motion_codes(model, clip_or_codes)
     lo, hi = code_window(seconds, fps=model.config.fps) if seconds is not None else (1, MAX_CODES)
     out = d.respond_motion(T.instructed_refinement_prompt(codes, instruction, goal, d.bos_token, model.tokenizer),
-                           min_codes=lo, max_codes=hi, cancel=cancel, **sampling)
+                           min_codes=lo, max_codes=hi, cancel=cancel, condition=goal or instruction, **sampling)
     text = goal if goal is not None else instruction
     return out, (model.codes_to_clip(out, text=text) if decode_clip else None)
 
@@ -132,7 +132,7 @@ def refine_direct(model, clip_or_codes, target_text: str, *, seconds=None, decod
     codes = motion_codes(model, clip_or_codes)
     lo, hi = code_window(seconds, fps=model.config.fps) if seconds is not None else (1, MAX_CODES)
     out = d.respond_motion(T.direct_refinement_prompt(codes, target_text, d.bos_token, model.tokenizer),
-                           min_codes=lo, max_codes=hi, cancel=cancel, **sampling)
+                           min_codes=lo, max_codes=hi, cancel=cancel, condition=target_text, **sampling)
     return out, (model.codes_to_clip(out, text=target_text) if decode_clip else None)
 
 
@@ -143,7 +143,7 @@ def assess(model, clip_or_codes, text: str, *, max_text_tokens: int = MAX_TEXT_T
     _use_task(model, "assess")
     d = ReasoningDecoder(model)
     codes = motion_codes(model, clip_or_codes)
-    kw = dict(max_tokens=max_text_tokens, cancel=cancel, **sampling)
+    kw = dict(max_tokens=max_text_tokens, cancel=cancel, condition=text, **sampling)
     assessment = d.respond_text(T.assessment_prompt(codes, text, d.bos_token, model.tokenizer), **kw)
     refinement = d.respond_text(T.refinement_instruction_prompt(codes, text, d.bos_token, model.tokenizer), **kw)
     return assessment.strip(), refinement.strip()

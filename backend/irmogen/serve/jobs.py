@@ -100,11 +100,31 @@ def _timings(job, t0: float, first_round: float | None = None) -> dict:
 
 
 # ---- handlers ----------------------------------------------------------------------------------
-def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[str, dict]]:
-    """The IRMoGen trace: a `round` event per analysis, motion and assessment, then `result`."""
-    from ..reasoning import tasks
+def _round_data(ev, payload: str) -> dict | None:
+    """A reasoning event as the data of a `round` event (None for events that are not rounds)."""
     from ..reasoning.template import NO_REFINEMENT
 
+    if ev.kind == "analysis":
+        return {"kind": "analysis", "round": 0, "text": ev.text, "tokens": ev.tokens}
+    if ev.kind == "motion":
+        return {"kind": "motion", "round": ev.round, "codes": ev.codes, "tokens": ev.tokens,
+                "clip": clip_payload(ev.clip, payload)}
+    if ev.kind == "assessment":
+        return {"kind": "assessment", "round": ev.round, "assessment": ev.text, "refinement": ev.refinement,
+                "tokens": ev.tokens, "satisfied": (ev.refinement or "").strip() == NO_REFINEMENT,
+                "assessed_by": ev.author, "contradicted": ev.contradicted}
+    return None
+
+
+def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[str, dict]]:
+    """The IRMoGen trace: a `round` event per analysis, motion and assessment, then `result`.
+    Prompts of several parts, and lengths beyond one motion, run as a sequence (run_sequence)."""
+    from ..reasoning import sequence, tasks
+    from ..splice import fit_length, frames_for
+
+    if p.start is not None or not sequence.is_plain(p.text, p.seconds):
+        yield from run_sequence(session, p, job)
+        return
     model = session.require_model()
     sampling = sampling_options(p.sampling)
     t0, first = time.perf_counter(), None
@@ -120,7 +140,10 @@ def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[s
             return
         if ev.kind == "done":
             trace = ev.trace
-            clip = cleanup_if(ev.final_clip, p.cleanup)
+            clip = ev.final_clip
+            if p.seconds is not None:  # exactly the asked length, to the frame
+                clip = fit_length(clip, frames_for(p.seconds, clip.fps))
+            clip = cleanup_if(clip, p.cleanup)
             yield "result", {"clip": clip_payload(clip, p.payload), "codes": trace.final_codes,
                              "transcript": trace.to_json(), "rounds": len(trace.rounds),
                              "finished": trace.finished, "satisfied": trace.satisfied, "text": p.text,
@@ -128,22 +151,93 @@ def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[s
                              "warnings": p.warnings, "timings": _timings(job, t0, first)}
             return
         first = first or time.perf_counter()
-        if ev.kind == "analysis":
-            yield "round", {"kind": "analysis", "round": 0, "text": ev.text, "tokens": ev.tokens}
-        elif ev.kind == "motion":
-            yield "round", {"kind": "motion", "round": ev.round, "codes": ev.codes, "tokens": ev.tokens,
-                            "clip": clip_payload(ev.clip, p.payload)}
-        elif ev.kind == "assessment":
-            yield "round", {"kind": "assessment", "round": ev.round, "assessment": ev.text,
-                            "refinement": ev.refinement, "tokens": ev.tokens,
-                            "satisfied": (ev.refinement or "").strip() == NO_REFINEMENT,
-                            "assessed_by": ev.author, "contradicted": ev.contradicted}
+        data = _round_data(ev, p.payload)
+        if data is not None:
+            yield "round", data
+
+
+def run_sequence(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[str, dict]]:
+    """generate for several parts or more than one motion's length, and extend (p.start): the parts
+    in order, each continued from the previous end; every event says which part (and piece) it is
+    of. A cancel stops the part being generated; the parts after it never start."""
+    model = session.require_model()
+    sampling = sampling_options(p.sampling)
+    start = None if p.start is None else _at_model_fps(clip_from_payload(p.start), model)
+    t0 = time.perf_counter()
+    ended = yield from _part_events(model, p, job, start, sampling)
+    if ended is not None:
+        done, first_round = ended
+        yield "result", _sequence_result(done, p, start, sampling, _timings(job, t0, first_round))
+
+
+def _at_model_fps(clip: Clip, model) -> Clip:
+    if abs(clip.fps - model.config.fps) <= 1e-6:
+        return clip
+    from ..resample import resample_clip
+    return resample_clip(clip, model.config.fps)
+
+
+def _part_events(model, p: P.GenerateParams, job, start, sampling):
+    """Yield the sequence's progress / round / cancelled events, tagged with their part; return
+    (SequenceDone, time of the first round), or None when cancelled."""
+    from ..reasoning import sequence
+
+    n_parts = len(sequence.plan(sequence.split_prompt(p.text), p.seconds, model.config.fps))
+    piece, base, last, motions, first = None, 0, 0, 0, None  # token counts restart with every piece
+    for ev in sequence.run_sequence(model, p.text, seconds=p.seconds, start_clip=start, max_rounds=p.max_rounds,
+                                    max_text_tokens=p.max_text_tokens, cancel=job.cancel, assessor=p.assessor,
+                                    **sampling):
+        if isinstance(ev, sequence.SequenceDone):
+            return ev, first
+        if (ev.part, ev.piece) != piece:
+            piece, base = (ev.part, ev.piece), base + last
+        where = {"part": ev.part, "piece": ev.piece, "parts": n_parts, "caption": ev.caption}
+        inner = ev.event
+        last = getattr(inner, "tokens", last)
+        if inner.kind == "cancelled":
+            yield "cancelled", {"rounds": motions, "tokens": base + inner.tokens,
+                                "transcript": inner.trace.to_json(), **where}   # the interrupted part's rounds
+            return None
+        if inner.kind == "progress":
+            yield "progress", {"tokens": base + inner.tokens, "round": inner.round, **where}
+            continue
+        first = first or time.perf_counter()
+        motions += inner.kind == "motion"
+        data = _round_data(inner, p.payload)
+        if data is not None:
+            yield "round", {**data, "tokens": base + data["tokens"], **where}
+    raise IrmogenError("generate: the model produced no motion", code="internal")
+
+
+def _sequence_result(done, p: P.GenerateParams, start, sampling: dict, timings: dict) -> dict:
+    import json
+
+    from ..reasoning.sequence import transcript
+    from ..splice import clean_after
+
+    n = start.num_frames if start is not None else 0
+    # Cleanup runs on the new frames only: an extended clip's own frames stay as they were.
+    clip = clean_after(done.clip, n, lambda c: cleanup_if(c, p.cleanup))
+    trace = transcript(p.text, done.parts, done.seams)
+    return {"clip": clip_payload(clip.with_(text=p.text), p.payload), "codes": None,
+            "transcript": json.dumps(trace, ensure_ascii=False),
+            "rounds": sum(part["rounds"] for part in done.parts), "finished": trace["finished"],
+            "satisfied": all(part["satisfied"] for part in done.parts), "text": p.text, "seed": sampling["seed"],
+            "parts": [{k: v for k, v in part.items() if k != "traces"} for part in done.parts],
+            "seams": done.seams, "take_frames": n, "warnings": p.warnings, "timings": timings}
 
 
 def run_refine(session: Session, p: P.RefineParams, job) -> Iterator[tuple[str, dict]]:
-    """Instructed refinement (instruction, optional goal text) or direct refinement (text only)."""
+    """Instructed refinement (instruction, optional goal text) or direct refinement (text only).
+    With `seconds` the motion comes back exactly round(seconds * fps) frames long (the model writes
+    whole 4-frame codes within +-10 % of it; the clip is then time-fitted), so a refined take keeps
+    its take's length."""
     from ..reasoning import tasks
+    from ..splice import fit_length, frames_for
 
+    if p.frames is not None or p.part != "whole":   # a stretch or body part of the take only
+        yield from run_refine_range(session, p, job)
+        return
     model, t0 = session.require_model(), time.perf_counter()
     motion, sampling = motion_argument(p.motion), sampling_options(p.sampling)
     if p.instruction is not None:
@@ -151,9 +245,36 @@ def run_refine(session: Session, p: P.RefineParams, job) -> Iterator[tuple[str, 
                                               cancel=job.cancel, **sampling)
     else:
         codes, clip = tasks.refine_direct(model, motion, p.text, seconds=p.seconds, cancel=job.cancel, **sampling)
+    if p.seconds is not None:
+        clip = fit_length(clip, frames_for(p.seconds, clip.fps))
     payload = clip_payload(cleanup_if(clip, p.cleanup), p.payload)
     yield "round", {"kind": "motion", "round": 1, "codes": codes, "clip": payload}
     yield "result", {"clip": payload, "codes": codes, "mode": "instructed" if p.instruction is not None else "direct",
+                     "seed": sampling["seed"], "warnings": p.warnings, "timings": _timings(job, t0)}
+
+
+def run_refine_range(session: Session, p: P.RefineParams, job) -> Iterator[tuple[str, dict]]:
+    """Refine frames [A, B) and/or one body part of the clip: the model refines that stretch alone,
+    it is spliced back (splice.refine_stretch), and every other value comes back bit-identical."""
+    from ..reasoning import tasks
+    from ..splice import fit_length, refine_stretch
+
+    model, t0 = session.require_model(), time.perf_counter()
+    take, sampling, found = clip_from_payload(p.motion.clip), sampling_options(p.sampling), {}
+
+    def refine(window, seconds):
+        if p.instruction is not None:
+            codes, clip = tasks.refine_instructed(model, window, p.instruction, goal=p.text, seconds=seconds,
+                                                  cancel=job.cancel, **sampling)
+        else:
+            codes, clip = tasks.refine_direct(model, window, p.text, seconds=seconds, cancel=job.cancel, **sampling)
+        found["codes"] = codes
+        return cleanup_if(fit_length(clip, window.num_frames), p.cleanup)
+    out, where = refine_stretch(take, p.frames, p.part, refine)
+    payload = clip_payload(out, p.payload)
+    yield "round", {"kind": "motion", "round": 1, "codes": found["codes"], "clip": payload}
+    yield "result", {"clip": payload, "codes": found["codes"], **where,
+                     "mode": "instructed" if p.instruction is not None else "direct",
                      "seed": sampling["seed"], "warnings": p.warnings, "timings": _timings(job, t0)}
 
 
@@ -197,5 +318,5 @@ def run_clean(session: Session, p: P.CleanParams, job) -> Iterator[tuple[str, di
                      "contacts": report.contacts, "timings": _timings(job, t0)}
 
 
-HANDLERS = {"generate": run_generate, "refine": run_refine, "assess": run_assess, "caption": run_caption,
-            "load_model": run_load_model, "clean": run_clean}
+HANDLERS = {"generate": run_generate, "extend": run_generate, "refine": run_refine, "assess": run_assess,
+            "caption": run_caption, "load_model": run_load_model, "clean": run_clean}

@@ -29,6 +29,7 @@ from ..data.layout import read_split, read_text_lines
 from ..errors import IrmogenError
 from ..llm.loaders import LORA_TARGETS, load_model
 from ..llm.model import MotionLLM
+from ..llm.prompt_encoder import ConditionedLM, PromptEncoder, PromptEncoderConfig
 from ..llm.tokenizer import build_text_tokenizer
 from ..reasoning import template as T
 from .codes import CODES_NAME, CodesCache, load_vq_dir
@@ -69,6 +70,8 @@ class BaseTrainConfig(LMTrainConfig):
     heads: int = 4
     kv_heads: int = 4
     caption_ratio: float = 0.5
+    prompt_encoder: str = ""   # "" (none) or "all-MiniLM-L6-v2": the text also goes in as soft prefix tokens
+    prefix_tokens: int = 8     # soft tokens of the prompt encoder
     lr: float = 5e-4
     weight_decay: float = 0.01
     epochs: float = 30.0
@@ -76,6 +79,8 @@ class BaseTrainConfig(LMTrainConfig):
 
 
 HELP = {"data": "dataset folder (HumanML3D layout)", "model": "input model directory",
+        "prompt_encoder": "frozen sentence encoder whose reading of the prompt conditions the LM "
+                          "(all-MiniLM-L6-v2; empty: none)",
         "lora_r": "LoRA rank (0: full fine-tuning)", "caption_ratio": "share of captioning examples"}
 
 
@@ -128,6 +133,8 @@ def read_jsonl(path: Path) -> list[dict]:
 def build_base_model(config: BaseTrainConfig, captions: list[str]) -> MotionLLM:
     vq, mean, std = load_vq_dir(config.vq)
     if config.base_llm:
+        if config.prompt_encoder:
+            raise IrmogenError("--prompt-encoder is for models trained from scratch here, not with --base-llm")
         tokenizer = AutoTokenizer.from_pretrained(config.base_llm)
         lm = AutoModelForCausalLM.from_pretrained(config.base_llm, dtype=torch.float32)
         return MotionLLM.from_text_lm(lm, tokenizer, vq, mean, std, device="cpu", dtype=torch.float32)
@@ -139,8 +146,12 @@ def build_base_model(config: BaseTrainConfig, captions: list[str]) -> MotionLLM:
                             max_position_embeddings=max(2048, config.max_length), pad_token_id=0,
                             eos_token_id=1, bos_token_id=2, tie_word_embeddings=False)
     lm = AutoModelForCausalLM.from_config(lm_config, dtype=torch.float32)
-    return MotionLLM.from_text_lm(lm, tokenizer, vq, mean, std, mean_resizing=False, device="cpu",
+    mllm = MotionLLM.from_text_lm(lm, tokenizer, vq, mean, std, mean_resizing=False, device="cpu",
                                   dtype=torch.float32)
+    if config.prompt_encoder:
+        enc = PromptEncoderConfig(config.prompt_encoder, config.prefix_tokens)
+        mllm.set_prompt_encoder(PromptEncoder(enc, lm.config.hidden_size))
+    return mllm
 
 
 def load_input_model(spec: str) -> MotionLLM:
@@ -172,7 +183,7 @@ def finetune(run: Run, mllm: MotionLLM, examples: int, make_batch: Callable[[np.
              val: list[Sequence]) -> dict:
     """Train `mllm.lm` on sequences from `make_batch(indices, rng)`; save `<out>/model` at the end."""
     cfg, acc = run.config, run.accelerator
-    lm = with_lora(mllm.lm, cfg)
+    lm = trainable(mllm, cfg)
     lm.train()
     optimizer = optimizer_for(lm, cfg)
     lm, optimizer = acc.prepare(lm, optimizer)
@@ -198,21 +209,42 @@ def finetune(run: Run, mllm: MotionLLM, examples: int, make_batch: Callable[[np.
     return metrics
 
 
+def trainable(mllm: MotionLLM, config: LMTrainConfig):
+    """The module a stage trains: the LM (with LoRA adapters when asked) and, when the model has
+    one, its prompt encoder (`ConditionedLM`, called with the batch's condition texts)."""
+    lm = with_lora(mllm.lm, config)
+    return ConditionedLM(lm, mllm.prompt_encoder.train()) if mllm.prompt_encoder is not None else lm
+
+
+def split_trained(net) -> tuple[object, object]:
+    """(LM, prompt encoder or None) of an unwrapped `trainable` module."""
+    return (net.lm, net.encoder) if isinstance(net, ConditionedLM) else (net, None)
+
+
 def export_model(run: Run, lm, mllm: MotionLLM, metrics: dict) -> None:
     """Write the trained LM (LoRA merged) as a full model directory `<out>/model`, and metrics.json."""
-    core = run.accelerator.unwrap_model(lm)
+    core, encoder = split_trained(run.accelerator.unwrap_model(lm))
     mllm.lm = (core.merge_and_unload() if run.config.lora_r else core).to("cpu").eval()
     mllm.device = torch.device("cpu")
     mllm.vq.to("cpu")
+    if encoder is not None:
+        mllm.set_prompt_encoder(encoder.to("cpu"))
     if run.is_main:
         mllm.save_pretrained(run.out / MODEL_DIR)
         (run.out / "metrics.json").write_text(json.dumps({"step": run.step, **metrics}, indent=2) + "\n")
     run.accelerator.wait_for_everyone()
 
 
+def lm_logits(lm, input_ids, attention_mask, conditions=None):
+    """(B, L, V) logits of a `trainable` module: with the prompt encoder's prefix when `conditions`."""
+    if conditions is not None:
+        return lm(input_ids, attention_mask, conditions)
+    return lm(input_ids=input_ids, attention_mask=attention_mask).logits
+
+
 def lm_loss_sum(lm, batch, mean: bool = False):
     """Next-token cross-entropy over learned tokens: the mean, or (sum, count)."""
-    logits = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    logits = lm_logits(lm, batch["input_ids"], batch["attention_mask"], batch.get("conditions"))[:, :-1]
     target = batch["labels"][:, 1:]
     loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1),
                                              ignore_index=IGNORE, reduction="sum")
@@ -231,7 +263,7 @@ def base_sequence(r: Renderer, cache: CodesCache, cid: str, caption: str, task: 
     codes = cache.draw(cid, rng)
     if task == "caption":
         return r.text_answer(T.caption_prompt(codes, r.bos), caption)
-    return r.motion_answer(T.generation_prompt(caption, r.bos, r.tokenizer), codes)
+    return r.motion_answer(T.generation_prompt(caption, r.bos, r.tokenizer), codes, condition=caption)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -255,7 +287,7 @@ def train(config: BaseTrainConfig) -> dict:
     captions = [c for caps in dataset_captions(data).values() for c in caps]
     torch.manual_seed(config.seed)
     mllm = build_base_model(config, captions)
-    r = Renderer(mllm.tokenizer, mllm.layout)
+    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None)
     val_ex = base_examples(data, cache, "val")[:config.val_examples]
     val = [base_sequence(r, cache, cid, cap, task, None) for cid, cap in val_ex for task in ("generate", "caption")]
 

@@ -25,23 +25,29 @@ IGNORE = -100
 class Sequence:
     ids: list[int]
     labels: list[int]                 # IGNORE where not learned
+    condition: str | None = None      # the prompt encoder's text ("" for none); None: the model has no encoder
 
     @classmethod
-    def of(cls, segments: list[tuple[list[int], bool]]) -> "Sequence":
+    def of(cls, segments: list[tuple[list[int], bool]], condition: str | None = None) -> "Sequence":
         ids, labels = [], []
         for seg, learned in segments:
             ids += seg
             labels += seg if learned else [IGNORE] * len(seg)
-        return cls(ids, labels)
+        return cls(ids, labels, condition)
 
 
 class Renderer:
     """Turns prompts and answers into segments with one model's tokenizer and motion-token layout."""
 
-    def __init__(self, tokenizer, layout):
+    def __init__(self, tokenizer, layout, conditioned: bool = False):
         self.tokenizer, self.layout = tokenizer, layout
         self.eos = tokenizer.eos_token_id
         self.bos = tokenizer.bos_token or ""
+        self.conditioned = conditioned    # the model has a prompt encoder: sequences carry their text
+
+    def condition(self, text: str | None) -> str | None:
+        """What the prompt encoder reads for a task about `text` (as the decoder's `condition`)."""
+        return (text or "") if self.conditioned else None
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
@@ -49,14 +55,17 @@ class Renderer:
     def motion_ids(self, codes) -> list[int]:
         return [int(i) for i in self.layout.code_to_id(list(codes))]
 
-    def text_answer(self, prompt: str, answer: str) -> Sequence:
-        """A stage-1 text task: the model writes ' answer' then eos (decoder.respond_text)."""
-        return Sequence.of([(self.encode(prompt), False), (self.encode(" " + answer.strip()) + [self.eos], True)])
+    def text_answer(self, prompt: str, answer: str, condition: str | None = None) -> Sequence:
+        """A stage-1 text task: the model writes ' answer' then eos (decoder.respond_text).
+        `condition`: the user's text the task is about (None for captioning a motion)."""
+        return Sequence.of([(self.encode(prompt), False), (self.encode(" " + answer.strip()) + [self.eos], True)],
+                           self.condition(condition))
 
-    def motion_answer(self, prompt: str, codes) -> Sequence:
+    def motion_answer(self, prompt: str, codes, condition: str | None = None) -> Sequence:
         """A stage-1 motion task: `<Motion>` ends the prompt, the model writes codes, `</Motion>`, eos."""
         head = self.encode(prompt) + [self.layout.start_id]
-        return Sequence.of([(head, False), (self.motion_ids(codes) + [self.layout.end_id, self.eos], True)])
+        return Sequence.of([(head, False), (self.motion_ids(codes) + [self.layout.end_id, self.eos], True)],
+                           self.condition(condition))
 
     def trace(self, caption: str, trace: Trace, learn_intermediate: bool = False) -> Sequence:
         """The IRMoGen-CoT prompt + the whole response of a finished trace. The motions of every round
@@ -76,14 +85,16 @@ class Renderer:
             text(T.LEAD + (r.refinement or "") + T.ASSESS_CLOSE)
             text(T.NEWLINE + (T.FINISH if k == last else T.NEXT_ROUND + MOTION_START))
         segs.append(([self.eos], True))
-        seq = Sequence.of(segs)
+        seq = Sequence.of(segs, self.condition(caption))
         assert self.tokenizer.decode(seq.ids[len(segs[0][0]):-1], clean_up_tokenization_spaces=False) == \
             render_trace(trace), "trace segments must spell render_trace's text"
         return seq
 
 
-def collate(seqs: list[Sequence], pad_id: int, max_length: int, device) -> dict[str, torch.Tensor]:
-    """Right-padded (B, L) input_ids / attention_mask / labels; sequences cut to max_length."""
+def collate(seqs: list[Sequence], pad_id: int, max_length: int, device) -> dict:
+    """Right-padded (B, L) input_ids / attention_mask / labels; sequences cut to max_length; plus
+    `conditions` (B texts) when the sequences carry them (a model with a prompt encoder)."""
+    conditions = [s.condition for s in seqs]
     seqs = [Sequence(s.ids[:max_length], s.labels[:max_length]) for s in seqs]
     width = max(len(s.ids) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
@@ -93,5 +104,8 @@ def collate(seqs: list[Sequence], pad_id: int, max_length: int, device) -> dict[
         ids[i, :len(s.ids)] = torch.tensor(s.ids)
         labels[i, :len(s.labels)] = torch.tensor(s.labels)
         mask[i, :len(s.ids)] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+    batch = {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+    if any(c is not None for c in conditions):
+        batch["conditions"] = [c or "" for c in conditions]
+    return batch
 

@@ -58,22 +58,23 @@ def render_record(r: Renderer, cache: CodesCache, rec: dict, rng) -> Sequence:
     answer = lambda field: rec.get("answer") or need(field)
     if task == "caption":
         return r.text_answer(T.caption_prompt(motion(), r.bos), answer("caption"))
+    c = caption  # every task but captioning is about the goal text: the prompt encoder reads it
     if task == "generate":
-        return r.motion_answer(T.generation_prompt(caption, r.bos, r.tokenizer), target())
+        return r.motion_answer(T.generation_prompt(caption, r.bos, r.tokenizer), target(), c)
     if task == "analyze":
-        return r.text_answer(T.analysis_prompt(caption, r.bos, r.tokenizer), answer("analysis"))
+        return r.text_answer(T.analysis_prompt(caption, r.bos, r.tokenizer), answer("analysis"), c)
     if task == "generate_from_analysis":
-        return r.motion_answer(T.analysis_generation_prompt(caption, need("analysis"), r.bos, r.tokenizer), target())
+        return r.motion_answer(T.analysis_generation_prompt(caption, need("analysis"), r.bos, r.tokenizer), target(), c)
     if task == "assess":
-        return r.text_answer(T.assessment_prompt(motion(), caption, r.bos, r.tokenizer), answer("assessment"))
+        return r.text_answer(T.assessment_prompt(motion(), caption, r.bos, r.tokenizer), answer("assessment"), c)
     if task == "instruct":
         return r.text_answer(T.refinement_instruction_prompt(motion(), caption, r.bos, r.tokenizer),
-                             answer("instruction"))
+                             answer("instruction"), c)
     if task == "refine_direct":
-        return r.motion_answer(T.direct_refinement_prompt(motion(), caption, r.bos, r.tokenizer), target())
+        return r.motion_answer(T.direct_refinement_prompt(motion(), caption, r.bos, r.tokenizer), target(), c)
     if task == "refine_instructed":
         prompt = T.instructed_refinement_prompt(motion(), need("instruction"), caption, r.bos, r.tokenizer)
-        return r.motion_answer(prompt, target())
+        return r.motion_answer(prompt, target(), c)
     raise IrmogenError(f"stage-1 record for {rec.get('id')!r}: unknown task {task!r} (known: {', '.join(TASKS)})")
 
 
@@ -130,7 +131,7 @@ def train(config: Stage1TrainConfig) -> dict:
     if not records:
         raise IrmogenError(f"{config.engine}/stage1.jsonl: no record whose motions are in {cache.path}")
     mllm = load_input_model(config.model)
-    r = Renderer(mllm.tokenizer, mllm.layout)
+    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None)
     data = Path(config.data)
     base = base_examples(data, cache, "train") if config.data else []
     val_ex = base_examples(data, cache, "val")[:config.val_examples] if config.data else []

@@ -84,7 +84,7 @@ def train(config: Stage2TrainConfig) -> dict:
         raise IrmogenError(f"{engine}/stage2.jsonl: no trace whose motions are in {cache.path}")
     stage1 = usable(read_jsonl(engine / "stage1.jsonl"), cache) if (engine / "stage1.jsonl").is_file() else []
     mllm = load_input_model(config.model)
-    r = Renderer(mllm.tokenizer, mllm.layout)
+    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None)
     # validation: the last traces (a fixed slice, own codes) -- the loss on held-back traces
     held = max(1, min(config.val_examples, len(traces) // 10)) if len(traces) > 1 else 0
     train_traces, val_traces = traces[:len(traces) - held], traces[len(traces) - held:]

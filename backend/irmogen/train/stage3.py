@@ -36,7 +36,9 @@ import torch
 from ..errors import IrmogenError
 from ..reasoning.decoder import DoneEvent, ReasoningDecoder
 from ..reasoning.parser import parse_trace
-from .base import LMTrainConfig, dataset_captions, export_model, load_input_model, with_lora
+from ..llm.prompt_encoder import ConditionedLM
+from .base import (LMTrainConfig, dataset_captions, export_model, lm_logits, load_input_model, split_trained,
+                   trainable)
 from .common import Hooks, Run, add_config_arguments, config_from_args, fit, optimizer_for
 from .vq import read_features
 
@@ -131,16 +133,17 @@ def refinement_gain(text_motion_final: np.ndarray, text_motion_first: np.ndarray
 
 # ---- log-probs of sampled tokens ---------------------------------------------------------------------
 def sampled_logps(lm, samples: list[DoneEvent], masks: dict[str, torch.Tensor], temperature: float,
-                  pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+                  pad_id: int, device, conditions: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(S, N) log-probs of every sample's sampled tokens under the decoder's masks, and (S, N) weights
-    (1 for a sampled token, 0 for padding). One forward pass over the padded sequences."""
+    (1 for a sampled token, 0 for padding). One forward pass over the padded sequences; `conditions`
+    (the captions) for a model with a prompt encoder, whose prefix the decoder fed too."""
     width = max(len(s.ids) for s in samples)
     ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
     attn = torch.zeros_like(ids)
     for i, s in enumerate(samples):
         ids[i, :len(s.ids)] = torch.tensor(s.ids)
         attn[i, :len(s.ids)] = 1
-    logits = lm(input_ids=ids.to(device), attention_mask=attn.to(device)).logits.float()
+    logits = lm_logits(lm, ids.to(device), attn.to(device), conditions).float()
     n = max(1, max(len(s.steps) for s in samples))
     rows = torch.zeros((len(samples), n), dtype=torch.long)
     pos = torch.zeros((len(samples), n), dtype=torch.long)
@@ -207,12 +210,16 @@ def train(config: Stage3TrainConfig) -> dict:
         raise IrmogenError(f"{data}: no captioned train clip")
     evaluator = Evaluator.load(config.evaluator, device="cpu")
     mllm = load_input_model(config.model)
-    reference = copy.deepcopy(mllm.lm).to(run_.device).eval().requires_grad_(False)
-    lm = with_lora(mllm.lm, config)
+    frozen = ConditionedLM(mllm.lm, mllm.prompt_encoder) if mllm.prompt_encoder is not None else mllm.lm
+    reference = copy.deepcopy(frozen).to(run_.device).eval().requires_grad_(False)
+    conditioned = mllm.prompt_encoder is not None
+    lm = trainable(mllm, config)
     optimizer = optimizer_for(lm, config)
     lm, optimizer = run_.accelerator.prepare(lm, optimizer)
     run_.restore(lm, optimizer)
-    mllm.lm, mllm.device = run_.accelerator.unwrap_model(lm), run_.device   # the decoder samples the policy
+    policy, encoder = split_trained(run_.accelerator.unwrap_model(lm))
+    mllm.lm, mllm.device = policy, run_.device   # the decoder samples the policy
+    mllm.prompt_encoder = encoder
     mllm.vq.to(run_.device)
     decoder = ReasoningDecoder(mllm)
     pad = mllm.tokenizer.pad_token_id
@@ -250,9 +257,10 @@ def train(config: Stage3TrainConfig) -> dict:
         adv = torch.tensor(group_advantages(total_rewards(parts, groups, config.reward_norm, config.gain_weight), groups),
                            dtype=torch.float32, device=run_.device)
         lm.train()
-        logp, weight = sampled_logps(lm, samples, decoder.masks, config.temperature, pad, run_.device)
+        conds = caps if conditioned else None
+        logp, weight = sampled_logps(lm, samples, decoder.masks, config.temperature, pad, run_.device, conds)
         with torch.no_grad():
-            ref_logp, _ = sampled_logps(reference, samples, decoder.masks, config.temperature, pad, run_.device)
+            ref_logp, _ = sampled_logps(reference, samples, decoder.masks, config.temperature, pad, run_.device, conds)
         out = grpo_loss(logp, logp.detach(), ref_logp, weight, adv, config.clip_eps, config.kl_coef)
         return {**out, **{f"reward_{k}": float(v.mean()) for k, v in parts.items()},
                 "rounds": float(np.mean([len(s.trace.rounds) for s in samples])),
