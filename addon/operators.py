@@ -31,9 +31,22 @@ def selected_take(context):
     return takes.current_take(obj)
 
 
-class _JobOperator:
-    """Shared run loop of generate and refine: start jobs, then wait (background) or go modal."""
+def take_to_work_on(context, doing: str):
+    """The selected take, or a JobError saying there is none to `doing` (refine, extend, ...)."""
+    take = selected_take(context)
+    if take is None:
+        raise jobs.JobError(f"no take to {doing}", "Select a take of the active armature in the list")
+    return take
+
+
+class JobOperator:
+    """Shared run loop of the backend jobs (generate, refine, extend, clean up feet): start jobs,
+    then wait (background) or go modal. One job at a time per scene."""
     bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return not context.scene.irmogen.running
 
     def start(self, context) -> list:
         raise NotImplementedError
@@ -75,32 +88,22 @@ class _JobOperator:
         return {"CANCELLED"}
 
 
-class IRMOGEN_OT_generate(_JobOperator, bpy.types.Operator):
+class IRMOGEN_OT_generate(JobOperator, bpy.types.Operator):
     """Generate motion from the prompt and key it onto the active armature as a new take"""
     bl_idname = "irmogen.generate"
     bl_label = "Generate"
-
-    @classmethod
-    def poll(cls, context):
-        return not context.scene.irmogen.running
 
     def start(self, context):
         return jobs.start_generate(context, properties.read(context.scene))
 
 
-class IRMOGEN_OT_refine(_JobOperator, bpy.types.Operator):
+class IRMOGEN_OT_refine(JobOperator, bpy.types.Operator):
     """Refine the selected take by the instruction; the result is a new take"""
     bl_idname = "irmogen.refine"
     bl_label = "Refine"
 
-    @classmethod
-    def poll(cls, context):
-        return not context.scene.irmogen.running
-
     def start(self, context):
-        take = selected_take(context)
-        if take is None:
-            raise jobs.JobError("no take to refine", "Select a take of the active armature in the list")
+        take = take_to_work_on(context, "refine")
         return [jobs.start_refine(context, properties.read(context.scene), take)]
 
 

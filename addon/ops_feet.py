@@ -30,20 +30,14 @@ def start_clean(context, take) -> bridge.Job:
     return job
 
 
-class IRMOGEN_OT_clean_feet(operators._JobOperator, bpy.types.Operator):
+class IRMOGEN_OT_clean_feet(operators.JobOperator, bpy.types.Operator):
     """Lock the selected take's planted feet and remove foot sliding and ground penetration; the
     result is a new take (the selected take stays as it is)"""
     bl_idname = "irmogen.clean_feet"
     bl_label = "Clean Up Feet"
 
-    @classmethod
-    def poll(cls, context):
-        return not context.scene.irmogen.running
-
     def start(self, context):
-        take = operators.selected_take(context)
-        if take is None:
-            raise jobs.JobError("no take to clean up", "Select a take of the active armature in the list")
+        take = operators.take_to_work_on(context, "clean up")
         return [start_clean(context, take)]
 
     def _finish(self, context):

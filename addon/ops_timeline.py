@@ -38,20 +38,14 @@ def start_extend(context, take) -> bridge.Job:
     return job
 
 
-class IRMOGEN_OT_extend(operators._JobOperator, bpy.types.Operator):
+class IRMOGEN_OT_extend(operators.JobOperator, bpy.types.Operator):
     """Continue the selected take with what happens next: the new motion starts from its last frame
     and lands as a new take (the selected take stays as it is)"""
     bl_idname = "irmogen.extend"
     bl_label = "Extend"
 
-    @classmethod
-    def poll(cls, context):
-        return not context.scene.irmogen.running
-
     def start(self, context):
-        take = operators.selected_take(context)
-        if take is None:
-            raise jobs.JobError("no take to extend", "Select a take of the active armature in the list")
+        take = operators.take_to_work_on(context, "extend")
         return [start_extend(context, take)]
 
 

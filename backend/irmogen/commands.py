@@ -9,51 +9,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from .clip import Clip
+from .command_io import (add_model_arguments, add_output_arguments, cleaned, load,
+                         sampling_options, say, write_outputs)
 from .errors import IrmogenError
-
-
-def load(model_spec, device: str):
-    from .llm.loaders import load_model, resolve_model_spec
-
-    spec = resolve_model_spec(model_spec)
-    t0 = time.perf_counter()
-    model = load_model(spec, device=device)
-    say(f"model {spec} on {model.device} ({str(model.dtype).replace('torch.', '')}) in {time.perf_counter() - t0:.1f} s")
-    return model
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
-
-
-def sampling_options(a) -> dict:
-    """Greedy decoding (the paper's) unless --sample or --seed asks for sampling."""
-    sample = a.sample or a.seed is not None
-    return {"greedy": not sample, "temperature": a.temperature, "top_p": a.top_p, "seed": a.seed}
-
-
-def write_outputs(clip: Clip, out, bvh=None, transcript: dict | None = None, transcript_path=None) -> None:
-    clip.save(out)
-    written = [str(out)]
-    if bvh:
-        from .io import save_bvh
-
-        save_bvh(clip, bvh)
-        written.append(str(bvh))
-    if transcript_path:
-        Path(transcript_path).write_text(json.dumps(transcript, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(str(transcript_path))
-    say(f"wrote {', '.join(written)}: {clip.num_frames} frames at {clip.fps:g} fps ({clip.seconds:.2f} s)")
-
-
-def cleaned(clip: Clip, a) -> Clip:
-    """The foot contact cleanup every generating command applies, unless --no-cleanup."""
-    from .feet import cleanup_if
-
-    return cleanup_if(clip, not getattr(a, "no_cleanup", False))
 
 
 def generate(a) -> None:
@@ -146,28 +106,6 @@ def caption(a) -> None:
     clip = _input_clip(a.clip)
     model = load(a.model, a.device)
     say(tasks.caption(model, clip, **sampling_options(a)))
-
-
-def add_model_arguments(p, sampling: bool = True) -> None:
-    p.add_argument("--model", help="model directory or a .json spec of Motion-Agent / IRG files (default: the shipped model)")
-    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:1, mps")
-    if sampling:
-        p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-        p.add_argument("--seed", type=int, help="random seed (implies --sample)")
-        p.add_argument("--temperature", type=float, default=1.0)
-        p.add_argument("--top-p", type=float, default=1.0)
-
-
-def add_output_arguments(p) -> None:
-    p.add_argument("--out", required=True, help="clip .npz to write")
-    p.add_argument("--bvh", help="also write a BVH file")
-    p.add_argument("--transcript", help="also write the reasoning transcript as JSON")
-    add_cleanup_argument(p)
-
-
-def add_cleanup_argument(p) -> None:
-    p.add_argument("--no-cleanup", action="store_true",
-                   help="keep the model's feet as they are (foot contact cleanup is on by default)")
 
 
 def add_generate(g) -> None:

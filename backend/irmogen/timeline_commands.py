@@ -1,15 +1,15 @@
 """The timeline side of `irmogen generate / extend / refine`: prompts of several actions, lengths
 up to 60 s exact to the frame, continuing a take, and refining a frame range or a body part.
 
-commands.py hands over to these functions; they share its model loading, printing, cleanup and
-file writing, so output looks the same and files are written only when everything succeeded.
+commands.py hands over to these functions; both share command_io (model loading, printing, cleanup,
+file writing), so output looks the same and files are written only when everything succeeded.
 """
 from __future__ import annotations
 
 import json
 import time
 
-from . import commands, splice
+from . import command_io, splice
 from .clip import Clip
 from .errors import IrmogenError
 
@@ -19,13 +19,13 @@ def _print_event(pe) -> None:
 
     tag, ev = f"part {pe.part + 1}" + (f".{pe.piece + 1}" if pe.piece else ""), pe.event
     if isinstance(ev, AnalysisEvent):
-        commands.say(f"{tag} \"{pe.caption}\": analysis: {ev.text}")
+        command_io.say(f"{tag} \"{pe.caption}\": analysis: {ev.text}")
     elif isinstance(ev, MotionEvent):
-        commands.say(f"{tag}: round {ev.round}: motion of {len(ev.codes)} codes")
+        command_io.say(f"{tag}: round {ev.round}: motion of {len(ev.codes)} codes")
     elif isinstance(ev, AssessmentEvent):
         if ev.text:
-            commands.say(f"{tag}: round {ev.round}: assessment: {ev.text}")
-        commands.say(f"{tag}: round {ev.round}: refinement: {ev.refinement}")
+            command_io.say(f"{tag}: round {ev.round}: assessment: {ev.text}")
+        command_io.say(f"{tag}: round {ev.round}: refinement: {ev.refinement}")
 
 
 def _run(model, a, text: str, seconds, start_clip=None):
@@ -35,7 +35,7 @@ def _run(model, a, text: str, seconds, start_clip=None):
     from .reasoning.decoder import CancelledEvent
 
     run = tasks.generate_manual if getattr(a, "manual", False) else tasks.generate
-    opts = dict(max_rounds=getattr(a, "max_rounds", 5), **commands.sampling_options(a))
+    opts = dict(max_rounds=getattr(a, "max_rounds", 5), **command_io.sampling_options(a))
     for ev in sequence.run_sequence(model, text, seconds=seconds, start_clip=start_clip, generate=run, **opts):
         if isinstance(ev, sequence.SequenceDone):
             return ev.clip, ev.parts, ev.seams
@@ -47,21 +47,21 @@ def _run(model, a, text: str, seconds, start_clip=None):
 
 def _summary(parts: list[dict], fps: float) -> None:
     for i, p in enumerate(parts, 1):
-        commands.say(f"part {i}: \"{p['caption']}\" frames {p['start']}-{p['start'] + p['frames']} "
+        command_io.say(f"part {i}: \"{p['caption']}\" frames {p['start']}-{p['start'] + p['frames']} "
                      f"({p['frames'] / fps:.2f} s), {p['rounds']} round(s)")
 
 
 def generate_sequence(a) -> None:
     """`irmogen generate` for several parts or more than one motion's length."""
-    model = commands.load(a.model, a.device)
+    model = command_io.load(a.model, a.device)
     t0 = time.perf_counter()
     clip, parts, seams = _run(model, a, a.text, a.seconds)
     _summary(parts, clip.fps)
     from .reasoning.sequence import transcript as sequence_transcript
     transcript = {**sequence_transcript(a.text, parts, seams), "model": str(a.model or "default"),
                   "seconds_taken": round(time.perf_counter() - t0, 3)}
-    clip = commands.cleaned(clip.with_(text=a.text, transcript=json.dumps(transcript, ensure_ascii=False)), a)
-    commands.write_outputs(clip, a.out, a.bvh, transcript, a.transcript)
+    clip = command_io.cleaned(clip.with_(text=a.text, transcript=json.dumps(transcript, ensure_ascii=False)), a)
+    command_io.write_outputs(clip, a.out, a.bvh, transcript, a.transcript)
 
 
 def exact_length(clip: Clip, seconds) -> Clip:
@@ -74,7 +74,7 @@ def extend(a) -> None:
     from .io import load_motion
 
     take = load_motion(a.clip)
-    model = commands.load(a.model, a.device)
+    model = command_io.load(a.model, a.device)
     if abs(take.fps - model.config.fps) > 1e-6:
         from .resample import resample_clip
         take = resample_clip(take, model.config.fps)
@@ -84,12 +84,12 @@ def extend(a) -> None:
     clip, parts, seams = _run(model, a, a.text, a.seconds, start_clip=take)
     _summary(parts, clip.fps)
     # Cleanup runs on the new frames only: the take's own frames stay as they were.
-    clip = splice.clean_after(clip, take.num_frames, lambda c: commands.cleaned(c, a))
+    clip = splice.clean_after(clip, take.num_frames, lambda c: command_io.cleaned(c, a))
     text = f"{take.text}, then {a.text}" if take.text else a.text
     from .reasoning.sequence import transcript as sequence_transcript
     transcript = {**sequence_transcript(a.text, parts, seams), "extended_from": str(a.clip),
                   "take_frames": take.num_frames, "seconds_taken": round(time.perf_counter() - t0, 3)}
-    commands.write_outputs(clip.with_(text=text, transcript=json.dumps(transcript, ensure_ascii=False)),
+    command_io.write_outputs(clip.with_(text=text, transcript=json.dumps(transcript, ensure_ascii=False)),
                            a.out, a.bvh, transcript, a.transcript)
 
 
@@ -103,7 +103,7 @@ def refine_range(a, clip: Clip, model, refine_fn) -> tuple[Clip, dict]:
     def run(window: Clip, seconds: float) -> Clip:
         if getattr(a, "seconds", None) is None:  # ask the model for a motion as long as the range
             a.seconds = seconds
-        return commands.cleaned(refine_fn(window), a)
+        return command_io.cleaned(refine_fn(window), a)
     return splice.refine_stretch(clip, frames, a.part, run)
 
 
@@ -113,8 +113,8 @@ def add_extend(e) -> None:
     e.add_argument("--seconds", type=float, help="length of the new motion (up to 60 s; exact to the frame)")
     e.add_argument("--max-rounds", type=int, default=5, help="cap on generate/assess/refine rounds per part")
     e.add_argument("--manual", action="store_true", help="stage-1 mode: separate generate / instruct / refine calls")
-    commands.add_model_arguments(e)
-    commands.add_output_arguments(e)
+    command_io.add_model_arguments(e)
+    command_io.add_output_arguments(e)
     e.set_defaults(run=extend)
 
 

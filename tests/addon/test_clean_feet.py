@@ -25,15 +25,6 @@ FEET = ("left_ankle", "right_ankle", "left_foot", "right_foot")
 
 
 @pytest.fixture(scope="module")
-def addon(tmp_path_factory):
-    mod = ext.install()
-    ext.configure_backend(ext.tiny_model(tmp_path_factory.mktemp("tiny")))
-    ext.reset_scene()
-    yield mod
-    mod.bridge.BRIDGE.stop()
-
-
-@pytest.fixture(scope="module")
 def sliding_bvh(data_dir, tmp_path_factory):
     """A real CMU walk whose body travels 1.3 times as far as its steps: planted feet skate."""
     from irmogen.io import load_motion, save_bvh

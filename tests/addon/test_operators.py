@@ -20,15 +20,6 @@ pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def addon(tmp_path_factory):
-    mod = ext.install()
-    ext.configure_backend(ext.tiny_model(tmp_path_factory.mktemp("tiny")))
-    ext.reset_scene()
-    yield mod
-    mod.bridge.BRIDGE.stop()
-
-
-@pytest.fixture(scope="module")
 def generated(addon):
     """One generation shared by the tests that build on it."""
     rig = ext.smpl_armature("Hero")

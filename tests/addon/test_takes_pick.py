@@ -14,15 +14,6 @@ pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def addon(tmp_path_factory):
-    mod = ext.install()
-    ext.configure_backend(ext.tiny_model(tmp_path_factory.mktemp("tiny")))
-    ext.reset_scene()
-    yield mod
-    mod.bridge.BRIDGE.stop()
-
-
-@pytest.fixture(scope="module")
 def two_takes(addon):
     """A generated take (frame 1) and the take of its first round (frame 1): the round is newest."""
     rig = ext.smpl_armature("Hero")

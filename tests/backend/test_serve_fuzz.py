@@ -215,3 +215,19 @@ def test_malformed_lines_get_errors_and_the_server_keeps_serving(backend):
                           timeout=60)
     assert result["event"] == "result" and result["data"]["rounds"] >= 1
     assert 9 <= len(result["data"]["codes"]) <= 11
+
+
+@pytest.mark.parametrize("rid", ["refine-1", 42])
+def test_an_over_long_request_gets_an_error_with_its_id(backend, rid):
+    """The client can end that request instead of waiting for a reply that never comes."""
+    rid = backend.request("refine", {"instruction": "x" * (P.MAX_LINE_BYTES + 1)}, id=rid)
+    reply = backend.wait(rid, timeout=120)
+    assert reply["event"] == "error" and reply["id"] == rid and reply["data"]["code"] == P.LINE_TOO_LONG
+    assert backend.call("status", timeout=30)["event"] == "status"      # and the server keeps serving
+
+
+def test_peek_id_reads_only_an_id_written_first():
+    assert P.peek_id(b'{"id": "j3", "method": "refine", "params": {"clip": {"fps"') == "j3"
+    assert P.peek_id(b' {"id":7,"method"') == 7
+    assert P.peek_id(b'{"method": "refine", "id": "j3"') is None
+    assert P.peek_id(b'{"id": "j3 cut off') is None and P.peek_id(b"[[[[") is None
