@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from irmogen.clip import Clip
+from irmogen.io import arms_level
 
 
 def irmogen(*args, cwd):
@@ -39,6 +40,15 @@ def test_import_then_export_each_source_kind(workdir, data_dir, source, extra):
     r = irmogen("motion", "export", "clip.npz", "--out", "clip.bvh", cwd=workdir)
     assert r.returncode == 0, r.stderr
     assert (workdir / "clip.bvh").read_text().startswith("HIERARCHY")
+
+
+@pytest.mark.realdata
+def test_import_drops_the_tpose_cgspeed_adds_as_frame_0(workdir, data_dir):
+    # 13_30 leaves its T-pose by 0.22 m in the first 120 fps frame: the case a per-frame jump missed.
+    r = irmogen("motion", "import", data_dir / "cmu/bvh_cgspeed/13_30.bvh.gz", "--out", "c.npz", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    clip = Clip.load(workdir / "c.npz")
+    assert clip.meta["dropped_tpose_frame"] == "1" and not arms_level(clip.positions[0])
 
 
 @pytest.mark.realdata

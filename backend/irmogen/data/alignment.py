@@ -8,8 +8,8 @@ into the dataset README:
     shows as a systematic difference)?
   * caption facts vs offset: what the captions say (walking, jumping, squatting, turning) is
     measured on the window moved by -1 ... +1 s; if the copy is aligned, agreement peaks at 0;
-  * frame 0: how many files start with a T-pose (arms level, then a jump to the next frame).
-Pure numpy; imports `describe`, `io` and the skeleton's joint indices.
+  * frame 0: in how many files the importer found (and dropped) a prepended T-pose.
+Pure numpy; imports `describe` and `io`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io import read_source
-from ..skeleton import INDEX
 from .describe import describe
 
 FPS = 20.0
@@ -42,7 +41,7 @@ class FolderCheck:
     windows: int = 0
     end_gaps: list = None            # per trial: our length minus the last window's end, seconds
     agreement: dict = None           # offset -> (agreeing, judged) (window, rule) pairs
-    tpose_first: tuple = (0, 0)      # files whose frame 0 is a T-pose, files looked at
+    tpose_first: tuple = (0, 0)      # files whose frame 0 the importer dropped as a T-pose, files looked at
 
     def lines(self) -> list[str]:
         gaps = np.array(self.end_gaps or [0.0])
@@ -61,22 +60,9 @@ class FolderCheck:
             f"ends within 0.1 s of our copy's end in {at_end} trials; it ends more than 0.5 s past our copy in "
             f"{int((gaps < -0.5).sum())} (those windows' captions are not used; a wrong frame rate or a "
             f"trimmed copy shows here); median of our length minus the last end {np.median(gaps):+.2f} s. "
-            f"{facts}" + (f" Frame 0 a T-pose in {self.tpose_first[0]} of {self.tpose_first[1]} files (before "
-                          "any frame is dropped)." if self.tpose_first[1] else ""),
+            f"{facts}" + (f" Frame 0 a T-pose (dropped by the importer) in {self.tpose_first[0]} of "
+                          f"{self.tpose_first[1]} files." if self.tpose_first[1] else ""),
         ]
-
-
-def frame0_is_tpose(p: np.ndarray) -> bool:
-    """Source-rate positions: arms level at frame 0 and frame 0 -> 1 a larger step than typical."""
-    if len(p) < 3:
-        return False
-    level = []
-    for side in ("left", "right"):
-        arm = p[0, INDEX[f"{side}_wrist"]] - p[0, INDEX[f"{side}_shoulder"]]
-        level.append(abs(arm[1]) < 0.2 * np.linalg.norm(arm))
-    step = np.linalg.norm(np.diff(p[:10], axis=0), axis=-1).max(axis=-1)
-    steady = np.median(np.linalg.norm(np.diff(p, axis=0), axis=-1).max(axis=-1))
-    return bool(all(level) and step[0] > 5 * steady)
 
 
 def _judge(captions, facts) -> list[bool]:
@@ -111,7 +97,6 @@ def check_alignment(loaded) -> list[FolderCheck]:
                 c.agreement[o] = (a + sum(votes), n + len(votes))
         if take.path.name.endswith(".bvh.gz"):
             t, n = c.tpose_first
-            src = read_source(take.path, fps=None)  # the importer may already have dropped it
-            tpose = "dropped_tpose_frame" in src.meta or frame0_is_tpose(src.positions)
+            tpose = "dropped_tpose_frame" in read_source(take.path, fps=None).meta  # the importer decides
             c.tpose_first = (t + tpose, n + 1)
     return [checks[k] for k in sorted(checks)]

@@ -186,23 +186,19 @@ def _take_clips(take: Take, body: np.ndarray, how: str, source_root: Path) -> li
 def read_take(take: Take) -> tuple[np.ndarray, dict]:
     """A take's SMPL-22 positions at 20 fps, motion time 0 at frame 0, and the importer's notes.
 
-    A cgspeed file's frame 0 is an added T-pose (data README): it is dropped here at the source
-    rate when the importer's own T-pose test did not already drop it, so that window times of the
-    HumanML3D captions (seconds from the first mocap frame) index the motion directly. A take whose
-    file header states the wrong frame rate (`Take.fps`, see `sources`) is resampled from the true one.
+    The importer drops a converter's prepended T-pose frame (cgspeed's frame 0, data README) at the
+    source rate, so that window times of the HumanML3D captions (seconds from the first mocap frame)
+    index the motion directly. A take whose file header states the wrong frame rate (`Take.fps`, see
+    `sources`) is resampled from the true one.
     """
     from ..resample import resample_positions
 
-    own_rate = not (take.tpose_frame or take.fps)
-    src = read_source(take.path, asf=take.asf, fps=FPS if own_rate else None)
+    src = read_source(take.path, asf=take.asf, fps=None if take.fps else FPS)
     pos, meta = src.positions, dict(src.meta)
-    if own_rate:
+    if not take.fps:
         return pos, meta
-    if take.tpose_frame and "dropped_tpose_frame" not in meta:
-        pos, meta["dropped_tpose_frame"] = pos[1:], "1 (source: frame 0 is a T-pose)"
-    rate = take.fps or src.source_fps
-    meta["source_fps_used"] = f"{rate:g}"
-    return resample_positions(pos, rate, FPS, antialias=False), meta
+    meta["source_fps_used"] = f"{take.fps:g}"
+    return resample_positions(pos, take.fps, FPS, antialias=False), meta
 
 
 def _load_takes(takes: list[Take], progress: bool, skipped: list[dict]) -> list[tuple[Take, np.ndarray, str]]:

@@ -37,7 +37,6 @@ class Take:
     cyclic: bool = False         # a locomotion loop that may be repeated to lengthen it
     notes: tuple[str, ...] = field(default=())
     folder: str = ""             # the source's sub-folder ("bvh_cgspeed"), for per-folder checks
-    tpose_frame: bool = False    # frame 0 is an added T-pose, not motion (cgspeed conversion)
     fps: float | None = None     # the motion's true frame rate where the file header is wrong
     human: tuple = ()            # HumanWindow records: human-written captions of time windows
 
@@ -269,7 +268,7 @@ def _cmu_takes(root: Path, human: dict) -> list[Take]:
             source="cmu", path=path, key=f"cmu_{subject:02d}_{trial:02d}",
             subject=DANCE_PARTNERS.get(subject, f"cmu_{subject:02d}"),
             label=label, phrasings=phr, licence=CMU_LICENCE, asf=asf, vague=vague, notes=notes,
-            folder=path.parent.name, tpose_frame=path.parent.name == "bvh_cgspeed",
+            folder=path.parent.name,
             fps=_listed_fps(rates, subject, trial, path.parent.name),
             human=tuple(human.get((subject, trial), ())),
         ))
