@@ -74,3 +74,27 @@ def add_output_arguments(p) -> None:
 def add_cleanup_argument(p) -> None:
     p.add_argument("--no-cleanup", action="store_true",
                    help="keep the model's feet as they are (foot contact cleanup is on by default)")
+
+
+def print_round(ev, fps: float, tag: str = "") -> None:
+    """One streamed reasoning event as the lines a user reads (tag: "part 2: " in a sequence)."""
+    from .reasoning.decoder import AnalysisEvent, AssessmentEvent, MotionEvent
+
+    if isinstance(ev, AnalysisEvent):
+        say(f"{tag}analysis: {ev.text}")
+    elif isinstance(ev, MotionEvent):
+        say(f"{tag}round {ev.round}: motion of {len(ev.codes)} codes ({len(ev.codes) * 4 / fps:.1f} s)")
+    elif isinstance(ev, AssessmentEvent):
+        if ev.text:
+            say(f"{tag}round {ev.round}: assessment ({ev.author}): {ev.text}")
+        for c in ev.contradicted:
+            say(f"{tag}round {ev.round}: contradicted: {c['clause']!r} ({c['fact']})")
+        say(f"{tag}round {ev.round}: refinement: {ev.refinement}")
+
+
+def add_assessor_argument(p) -> None:
+    from .protocol import ASSESSORS, DEFAULT_ASSESSOR
+
+    p.add_argument("--assessor", choices=ASSESSORS, default=DEFAULT_ASSESSOR,
+                   help="who writes each round's assessment: the model, the measurements of the motion, or the "
+                   f"model with clauses the measurements contradict marked (default {DEFAULT_ASSESSOR})")

@@ -11,14 +11,14 @@ import json
 import time
 
 from .clip import Clip
-from .command_io import (add_model_arguments, add_output_arguments, cleaned, load,
-                         sampling_options, say, write_outputs)
+from .command_io import (add_assessor_argument, add_model_arguments, add_output_arguments, cleaned, load,
+                         print_round, sampling_options, say, write_outputs)
 from .errors import IrmogenError
 
 
 def generate(a) -> None:
     from .reasoning import tasks
-    from .reasoning.decoder import AnalysisEvent, AssessmentEvent, DoneEvent, MotionEvent
+    from .reasoning.decoder import DoneEvent
     from .reasoning.sequence import is_plain
 
     if not is_plain(a.text, a.seconds):  # several actions, or longer than one motion
@@ -30,25 +30,17 @@ def generate(a) -> None:
     t0 = time.perf_counter()
     done = None
     for ev in run(model, a.text, **opts):
-        if isinstance(ev, AnalysisEvent):
-            say(f"analysis: {ev.text}")
-        elif isinstance(ev, MotionEvent):
-            say(f"round {ev.round}: motion of {len(ev.codes)} codes ({len(ev.codes) * 4 / model.config.fps:.1f} s)")
-        elif isinstance(ev, AssessmentEvent):
-            if ev.text:
-                say(f"round {ev.round}: assessment ({ev.author}): {ev.text}")
-            for c in ev.contradicted:
-                say(f"round {ev.round}: contradicted: {c['clause']!r} ({c['fact']})")
-            say(f"round {ev.round}: refinement: {ev.refinement}")
-        elif isinstance(ev, DoneEvent):
+        if isinstance(ev, DoneEvent):
             done = ev
+        else:
+            print_round(ev, model.config.fps)
     if done is None or done.final_clip is None:
         raise IrmogenError("generate: the model produced no motion", code="internal")
     trace = done.trace.to_dict()
     transcript = {"text": a.text, "model": str(a.model or "default"), **trace,
                   "seconds_taken": round(time.perf_counter() - t0, 3)}
     clip = done.final_clip.with_(text=a.text, transcript=json.dumps(transcript, ensure_ascii=False))
-    from .timeline_commands import exact_length
+    from .splice import exact_length
     clip = cleaned(exact_length(clip, a.seconds), a)
     say(f"{len(done.trace.rounds)} round(s), {'satisfied' if done.trace.satisfied else 'round cap reached'}")
     write_outputs(clip, a.out, a.bvh, transcript, a.transcript)
@@ -78,7 +70,7 @@ def refine(a) -> None:
         out, where = refine_range(a, clip, model, lambda c: found.setdefault("r", run(c))[1])
         codes = found["r"][0]
     else:
-        from .timeline_commands import exact_length
+        from .splice import exact_length
         codes, out = run(clip)
         out, where = exact_length(out, a.seconds), {}      # --seconds: exactly that many frames
     text = a.instruction if a.direct else a.goal or clip.text or a.instruction
@@ -114,10 +106,7 @@ def add_generate(g) -> None:
                    "prompts of several parts, \"walks, then jumps\", are continued part by part)")
     g.add_argument("--max-rounds", type=int, default=5, help="cap on generate/assess/refine rounds")
     g.add_argument("--manual", action="store_true", help="stage-1 mode: separate generate / instruct / refine calls")
-    from .protocol import ASSESSORS, DEFAULT_ASSESSOR
-    g.add_argument("--assessor", choices=ASSESSORS, default=DEFAULT_ASSESSOR,
-                   help="who writes each round's assessment: the model, the measurements of the motion, or the "
-                   f"model with clauses the measurements contradict marked (default {DEFAULT_ASSESSOR})")
+    add_assessor_argument(g)
     add_model_arguments(g)
     add_output_arguments(g)
     g.set_defaults(run=generate)

@@ -77,6 +77,11 @@ def resample_positions(positions: np.ndarray, src_fps: float, dst_fps: float, an
     return ((1.0 - w) * x[i0] + w * x[i1]).astype(out_dtype)
 
 
+def at_fps(clip, fps: float):
+    """The clip at `fps`: itself when it already is, else resampled."""
+    return clip if abs(float(clip.fps) - float(fps)) <= 1e-6 else resample_clip(clip, fps)
+
+
 def resample_clip(clip, dst_fps: float):
     """Clip -> Clip at dst_fps: root linear, rotations slerped, positions recomputed by FK.
 

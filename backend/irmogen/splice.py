@@ -47,6 +47,12 @@ def frames_for(seconds: float, fps: float) -> int:
     return max(2, int(round(float(seconds) * float(fps))))
 
 
+def exact_length(clip: Clip, seconds: float | None) -> Clip:
+    """The clip time-fitted to exactly round(seconds * fps) frames (unchanged without seconds): the
+    model writes whole 4-frame codes within +-10 % of an asked length; users ask to the frame."""
+    return clip if seconds is None else fit_length(clip, frames_for(seconds, clip.fps))
+
+
 def _with_motion(clip: Clip, rotations: np.ndarray, root: np.ndarray) -> Clip:
     rotations = qnormalize(np.asarray(rotations, np.float64))
     root = np.asarray(root, np.float64)

@@ -14,34 +14,22 @@ from .clip import Clip
 from .errors import IrmogenError
 
 
-def _print_event(pe) -> None:
-    from .reasoning.decoder import AnalysisEvent, AssessmentEvent, MotionEvent
-
-    tag, ev = f"part {pe.part + 1}" + (f".{pe.piece + 1}" if pe.piece else ""), pe.event
-    if isinstance(ev, AnalysisEvent):
-        command_io.say(f"{tag} \"{pe.caption}\": analysis: {ev.text}")
-    elif isinstance(ev, MotionEvent):
-        command_io.say(f"{tag}: round {ev.round}: motion of {len(ev.codes)} codes")
-    elif isinstance(ev, AssessmentEvent):
-        if ev.text:
-            command_io.say(f"{tag}: round {ev.round}: assessment: {ev.text}")
-        command_io.say(f"{tag}: round {ev.round}: refinement: {ev.refinement}")
-
-
 def _run(model, a, text: str, seconds, start_clip=None):
     """Generate the parts of `text` (after `start_clip` if given); print as it streams; return
     (clip, parts report, seams)."""
     from .reasoning import sequence, tasks
     from .reasoning.decoder import CancelledEvent
 
-    run = tasks.generate_manual if getattr(a, "manual", False) else tasks.generate
-    opts = dict(max_rounds=getattr(a, "max_rounds", 5), **command_io.sampling_options(a))
+    run = tasks.generate_manual if a.manual else tasks.generate
+    opts = dict(max_rounds=a.max_rounds, assessor=a.assessor, **command_io.sampling_options(a))
     for ev in sequence.run_sequence(model, text, seconds=seconds, start_clip=start_clip, generate=run, **opts):
         if isinstance(ev, sequence.SequenceDone):
             return ev.clip, ev.parts, ev.seams
         if isinstance(ev.event, CancelledEvent):
             raise IrmogenError("cancelled", code="cancelled")
-        _print_event(ev)
+        part = f"part {ev.part + 1}" + (f".{ev.piece + 1}" if ev.piece else "")
+        named = ev.event.kind == "analysis"            # a part (piece) starts: say which caption it is
+        command_io.print_round(ev.event, model.config.fps, tag=f'{part} "{ev.caption}": ' if named else f"{part}: ")
     raise IrmogenError("generate: the model produced no motion", code="internal")
 
 
@@ -64,20 +52,14 @@ def generate_sequence(a) -> None:
     command_io.write_outputs(clip, a.out, a.bvh, transcript, a.transcript)
 
 
-def exact_length(clip: Clip, seconds) -> Clip:
-    """A single generated motion time-fitted to round(seconds * fps) frames (unchanged without seconds)."""
-    return clip if seconds is None else splice.fit_length(clip, splice.frames_for(seconds, clip.fps))
-
-
 def extend(a) -> None:
     """`irmogen extend CLIP "TEXT" [--seconds S] --out CLIP`: the take followed by new motion."""
     from .io import load_motion
 
-    take = load_motion(a.clip)
+    from .resample import at_fps
+
     model = command_io.load(a.model, a.device)
-    if abs(take.fps - model.config.fps) > 1e-6:
-        from .resample import resample_clip
-        take = resample_clip(take, model.config.fps)
+    take = at_fps(load_motion(a.clip), model.config.fps)
     if take.num_frames < 2:
         raise IrmogenError(f"{a.clip}: {take.num_frames} frame(s); a take to extend needs at least 2")
     t0 = time.perf_counter()
@@ -113,6 +95,7 @@ def add_extend(e) -> None:
     e.add_argument("--seconds", type=float, help="length of the new motion (up to 60 s; exact to the frame)")
     e.add_argument("--max-rounds", type=int, default=5, help="cap on generate/assess/refine rounds per part")
     e.add_argument("--manual", action="store_true", help="stage-1 mode: separate generate / instruct / refine calls")
+    command_io.add_assessor_argument(e)
     command_io.add_model_arguments(e)
     command_io.add_output_arguments(e)
     e.set_defaults(run=extend)

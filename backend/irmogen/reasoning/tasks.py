@@ -39,9 +39,8 @@ def motion_codes(model, clip_or_codes) -> list[int]:
                                f"[0, {model.layout.codebook_size}))")
         return codes.tolist()
     clip = clip_or_codes
-    if abs(clip.fps - model.config.fps) > 1e-6:
-        from ..resample import resample_clip
-        clip = resample_clip(clip, model.config.fps)
+    from ..resample import at_fps
+    clip = at_fps(clip, model.config.fps)
     if not 5 <= clip.num_frames <= MAX_FRAMES + 1:
         raise IrmogenError(f"clip: {clip.num_frames} frames at {clip.fps:g} fps; the model reads 5..{MAX_FRAMES + 1}",
                            hint=f"trim the clip to at most {MAX_FRAMES / model.config.fps:g} seconds")

@@ -19,6 +19,7 @@ from .. import protocol as P
 from ..clip import Clip
 from ..errors import IrmogenError
 from ..feet import cleanup_if
+from ..resample import at_fps
 
 
 class Session:
@@ -120,7 +121,7 @@ def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[s
     """The IRMoGen trace: a `round` event per analysis, motion and assessment, then `result`.
     Prompts of several parts, and lengths beyond one motion, run as a sequence (run_sequence)."""
     from ..reasoning import sequence, tasks
-    from ..splice import fit_length, frames_for
+    from ..splice import exact_length
 
     if p.start is not None or not sequence.is_plain(p.text, p.seconds):
         yield from run_sequence(session, p, job)
@@ -140,10 +141,7 @@ def run_generate(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[s
             return
         if ev.kind == "done":
             trace = ev.trace
-            clip = ev.final_clip
-            if p.seconds is not None:  # exactly the asked length, to the frame
-                clip = fit_length(clip, frames_for(p.seconds, clip.fps))
-            clip = cleanup_if(clip, p.cleanup)
+            clip = cleanup_if(exact_length(ev.final_clip, p.seconds), p.cleanup)
             yield "result", {"clip": clip_payload(clip, p.payload), "codes": trace.final_codes,
                              "transcript": trace.to_json(), "rounds": len(trace.rounds),
                              "finished": trace.finished, "satisfied": trace.satisfied, "text": p.text,
@@ -162,19 +160,12 @@ def run_sequence(session: Session, p: P.GenerateParams, job) -> Iterator[tuple[s
     of. A cancel stops the part being generated; the parts after it never start."""
     model = session.require_model()
     sampling = sampling_options(p.sampling)
-    start = None if p.start is None else _at_model_fps(clip_from_payload(p.start), model)
+    start = None if p.start is None else at_fps(clip_from_payload(p.start), model.config.fps)
     t0 = time.perf_counter()
     ended = yield from _part_events(model, p, job, start, sampling)
     if ended is not None:
         done, first_round = ended
         yield "result", _sequence_result(done, p, start, sampling, _timings(job, t0, first_round))
-
-
-def _at_model_fps(clip: Clip, model) -> Clip:
-    if abs(clip.fps - model.config.fps) <= 1e-6:
-        return clip
-    from ..resample import resample_clip
-    return resample_clip(clip, model.config.fps)
 
 
 def _part_events(model, p: P.GenerateParams, job, start, sampling):
@@ -233,7 +224,7 @@ def run_refine(session: Session, p: P.RefineParams, job) -> Iterator[tuple[str, 
     whole 4-frame codes within +-10 % of it; the clip is then time-fitted), so a refined take keeps
     its take's length."""
     from ..reasoning import tasks
-    from ..splice import fit_length, frames_for
+    from ..splice import exact_length
 
     if p.frames is not None or p.part != "whole":   # a stretch or body part of the take only
         yield from run_refine_range(session, p, job)
@@ -245,9 +236,7 @@ def run_refine(session: Session, p: P.RefineParams, job) -> Iterator[tuple[str, 
                                               cancel=job.cancel, **sampling)
     else:
         codes, clip = tasks.refine_direct(model, motion, p.text, seconds=p.seconds, cancel=job.cancel, **sampling)
-    if p.seconds is not None:
-        clip = fit_length(clip, frames_for(p.seconds, clip.fps))
-    payload = clip_payload(cleanup_if(clip, p.cleanup), p.payload)
+    payload = clip_payload(cleanup_if(exact_length(clip, p.seconds), p.cleanup), p.payload)
     yield "round", {"kind": "motion", "round": 1, "codes": codes, "clip": payload}
     yield "result", {"clip": payload, "codes": codes, "mode": "instructed" if p.instruction is not None else "direct",
                      "seed": sampling["seed"], "warnings": p.warnings, "timings": _timings(job, t0)}
