@@ -125,7 +125,9 @@ def test_every_training_stage_carries_and_trains_the_prompt_encoder(tmp_path):
 
     data = tiny_dataset(tmp_path / "data")
     stages = {k: {**v, "log_every": 1} for k, v in TINY_STAGES.items()}
-    stages["base"].update(prompt_encoder="all-MiniLM-L6-v2", prefix_tokens=2)
+    stages["base"].update(prompt_encoder="all-MiniLM-L6-v2", prefix_tokens=2, caption_noise=0.5, select="best")
+    for stage in ("stage1", "stage2", "stage2_own"):
+        stages[stage]["caption_noise"] = 1.0     # every prompt's words swapped: the encoder alone tells the goal
     run_pipeline(PipelineConfig(data=str(data), out=str(tmp_path / "out"), device="cpu", progress=False,
                                 stop_after="stage3"), stages)
     weights = {}

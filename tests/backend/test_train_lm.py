@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from irmogen.engine.build import build_engine
 from irmogen.errors import IrmogenError
@@ -60,6 +61,43 @@ def test_base_resume_matches_an_uninterrupted_run(chain, tmp_path):
     a, b = losses(chain["root"] / "base"), losses(tmp_path / "b")
     assert sorted(b) == [1, 2, 3, 4]
     assert np.allclose([a[s] for s in range(1, 5)], [b[s] for s in range(1, 5)], rtol=1e-4)
+
+
+def test_select_best_exports_the_weights_of_the_lowest_validation_loss(chain, tmp_path):
+    """A high learning rate makes the validation loss go up after the first evaluations: the
+    exported model must be the best step's, not the last one's."""
+    from safetensors.torch import load_file
+
+    cfg = replace(chain["base_cfg"], out=str(tmp_path / "b"), select="best", lr=0.5, max_steps=6, eval_every=1)
+    metrics = base.train(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    val = {r["step"]: r["val/loss"] for r in rows if "val/loss" in r}
+    best = min(val, key=val.get)
+    assert best < 6, val                                   # else the test would not tell best from last
+    assert metrics["best/step"] == best and metrics["best/val_loss"] == pytest.approx(val[best])
+    exported = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
+    kept = load_file(str(tmp_path / "b" / "best" / "model.safetensors"))
+    name = next(k for k in exported if "layers.0.self_attn.q_proj" in k)
+    assert torch.equal(exported[name], kept[next(k for k in kept if k.endswith(name.split("model.", 1)[-1]))])
+    with pytest.raises(IrmogenError, match="--select 'first'"):
+        base.train(replace(cfg, out=str(tmp_path / "c"), select="first"))
+
+
+def test_caption_noise_swaps_words_the_lm_reads_but_never_the_encoders_text(chain):
+    m = chain["model"]
+    caption = "a person walks forward and waves with the right hand"
+    plain = Renderer(m.tokenizer, m.layout, conditioned=False, caption_noise=1.0)
+    noisy = Renderer(m.tokenizer, m.layout, conditioned=True, caption_noise=1.0)
+    rng = np.random.default_rng(0)
+    assert plain.shown(caption, rng) == caption          # no encoder: nothing else carries the meaning
+    assert noisy.shown(caption, None) == caption         # validation sequences stay as written
+    shown = [noisy.shown(caption, rng) for _ in range(200)]
+    changed = [sum(a != b for a, b in zip(s.split(), caption.split())) for s in shown]
+    assert all(len(s.split()) == len(caption.split()) for s in shown)
+    assert min(changed) == 0 and max(changed) >= 8 and 2 < np.mean(changed) < 8   # rates spread over [0, 1]
+    seq = base.base_sequence(noisy, CodesCache(chain["codes"]), *base.base_examples(
+        chain["data"], CodesCache(chain["codes"]), "train")[0], "generate", np.random.default_rng(3))
+    assert seq.condition == base.base_examples(chain["data"], CodesCache(chain["codes"]), "train")[0][1]
 
 
 def test_text_and_motion_answers_mask_the_prompt(chain):

@@ -37,6 +37,8 @@ from .common import Hooks, Run, RunConfig, add_config_arguments, config_from_arg
 from .sequences import IGNORE, Renderer, Sequence, collate
 
 MODEL_DIR = "model"
+SELECT = ("last", "best")
+BEST_NAME = "best"          # <out>/best/: the weights of the lowest validation loss so far (select=best)
 
 
 @dataclass
@@ -55,6 +57,15 @@ class LMTrainConfig(RunConfig):
     warmup_steps: int = 50
     eval_every: int = 500
     checkpoint_every: int = 500
+    caption_noise: float = 0.0  # share of training prompts whose caption words are swapped (prompt encoder only)
+    select: str = "last"       # the model exported: "last" step, or "best" validation loss
+
+    def check(self) -> None:
+        super().check()
+        if self.select not in SELECT:
+            raise IrmogenError(f"--select {self.select!r}: expected one of {', '.join(SELECT)}")
+        if not 0 <= self.caption_noise <= 1:
+            raise IrmogenError(f"--caption-noise {self.caption_noise}: a share in [0, 1]")
 
 
 @dataclass
@@ -81,7 +92,10 @@ class BaseTrainConfig(LMTrainConfig):
 HELP = {"data": "dataset folder (HumanML3D layout)", "model": "input model directory",
         "prompt_encoder": "frozen sentence encoder whose reading of the prompt conditions the LM "
                           "(all-MiniLM-L6-v2; empty: none)",
-        "lora_r": "LoRA rank (0: full fine-tuning)", "caption_ratio": "share of captioning examples"}
+        "lora_r": "LoRA rank (0: full fine-tuning)", "caption_ratio": "share of captioning examples",
+        "select": "which weights become the model: the last step's, or those of the lowest validation loss",
+        "caption_noise": "share of training prompts whose caption words (the LM's own tokens only) are "
+                         "swapped for random words, so the model takes the meaning from its prompt encoder"}
 
 
 # ---- model ---------------------------------------------------------------------------------------
@@ -202,11 +216,34 @@ def finetune(run: Run, mllm: MotionLLM, examples: int, make_batch: Callable[[np.
             total, count = lm_loss_sum(lm, batch)
             sums += torch.tensor([float(total), float(count)], dtype=torch.float64, device=run.device)
         sums = acc.reduce(sums, reduction="sum")
-        return {"loss": float(sums[0] / sums[1].clamp(min=1))}
+        loss = float(sums[0] / sums[1].clamp(min=1))
+        if cfg.select == "best":
+            keep_if_best(run, lm, loss)
+        return {"loss": loss}
 
     metrics = fit(run, lm, optimizer, Hooks(loss_at, evaluate if val else None), run.total_steps(examples))
+    if cfg.select == "best" and (run.out / BEST_NAME / "model.safetensors").is_file():
+        from safetensors.torch import load_model as load_weights
+
+        load_weights(run.accelerator.unwrap_model(lm), str(run.out / BEST_NAME / "model.safetensors"),
+                     device=str(run.device))
+        metrics = {**metrics, **json.loads((run.out / BEST_NAME / "best.json").read_text())}
     export_model(run, lm, mllm, metrics)
     return metrics
+
+
+def keep_if_best(run: Run, lm, loss: float) -> None:
+    """Save the trainable weights to <out>/best/ when `loss` is the lowest validation loss of the
+    run so far (read back from best.json, so a resumed run keeps comparing with the same best)."""
+    from safetensors.torch import save_model as save_weights
+
+    folder = run.out / BEST_NAME
+    seen = json.loads((folder / "best.json").read_text()) if (folder / "best.json").is_file() else None
+    if run.is_main and (seen is None or loss < seen["best/val_loss"]):
+        folder.mkdir(parents=True, exist_ok=True)
+        save_weights(run.accelerator.unwrap_model(lm), str(folder / "model.safetensors"))
+        (folder / "best.json").write_text(json.dumps({"best/step": run.step, "best/val_loss": loss}) + "\n")
+    run.accelerator.wait_for_everyone()
 
 
 def trainable(mllm: MotionLLM, config: LMTrainConfig):
@@ -263,7 +300,7 @@ def base_sequence(r: Renderer, cache: CodesCache, cid: str, caption: str, task: 
     codes = cache.draw(cid, rng)
     if task == "caption":
         return r.text_answer(T.caption_prompt(codes, r.bos), caption)
-    return r.motion_answer(T.generation_prompt(caption, r.bos, r.tokenizer), codes, condition=caption)
+    return r.motion_answer(T.generation_prompt(r.shown(caption, rng), r.bos, r.tokenizer), codes, condition=caption)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -287,7 +324,8 @@ def train(config: BaseTrainConfig) -> dict:
     captions = [c for caps in dataset_captions(data).values() for c in caps]
     torch.manual_seed(config.seed)
     mllm = build_base_model(config, captions)
-    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None)
+    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None,
+                 caption_noise=config.caption_noise)
     val_ex = base_examples(data, cache, "val")[:config.val_examples]
     val = [base_sequence(r, cache, cid, cap, task, None) for cid, cap in val_ex for task in ("generate", "caption")]
 

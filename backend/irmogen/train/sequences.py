@@ -11,7 +11,9 @@ Also: batching (right padding). Needs torch; must not import bpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
 import torch
 
 from ..llm.tokens import MOTION_START
@@ -39,11 +41,24 @@ class Sequence:
 class Renderer:
     """Turns prompts and answers into segments with one model's tokenizer and motion-token layout."""
 
-    def __init__(self, tokenizer, layout, conditioned: bool = False):
+    def __init__(self, tokenizer, layout, conditioned: bool = False, caption_noise: float = 0.0):
         self.tokenizer, self.layout = tokenizer, layout
         self.eos = tokenizer.eos_token_id
         self.bos = tokenizer.bos_token or ""
         self.conditioned = conditioned    # the model has a prompt encoder: sequences carry their text
+        self.caption_noise = caption_noise if conditioned else 0.0
+
+    def shown(self, caption: str, rng: np.random.Generator | None) -> str:
+        """The caption as the LM's own text tokens show it in a training prompt. With a prompt
+        encoder and `caption_noise` > 0, a share `caption_noise` of the examples get words swapped
+        for random English words (each word with a probability drawn uniformly in [0, 1]) while the
+        encoder still reads the true caption: the model learns to take the meaning from the encoder
+        when the words are ones its tokenizer never saw, as a user's paraphrase is."""
+        if rng is None or not self.caption_noise or rng.random() >= self.caption_noise:
+            return caption
+        words, rate = caption.split(), rng.random()
+        pool = english_words()
+        return " ".join(pool[rng.integers(len(pool))] if rng.random() < rate else w for w in words)
 
     def condition(self, text: str | None) -> str | None:
         """What the prompt encoder reads for a task about `text` (as the decoder's `condition`)."""
@@ -67,11 +82,11 @@ class Renderer:
         return Sequence.of([(head, False), (self.motion_ids(codes) + [self.layout.end_id, self.eos], True)],
                            self.condition(condition))
 
-    def trace(self, caption: str, trace: Trace, learn_intermediate: bool = False) -> Sequence:
+    def trace(self, caption: str, trace: Trace, learn_intermediate: bool = False, rng=None) -> Sequence:
         """The IRMoGen-CoT prompt + the whole response of a finished trace. The motions of every round
         but the last are learned only with `learn_intermediate` (stage 2 keeps them out: "ignore
         incorrect"); all text, tags and the final motion are learned."""
-        segs: list[tuple[list[int], bool]] = [(self.encode(T.build_prompt(caption, self.bos, self.tokenizer)), False)]
+        segs: list[tuple[list[int], bool]] = [(self.encode(T.build_prompt(self.shown(caption, rng), self.bos, self.tokenizer)), False)]
         text = lambda s: segs.append((self.encode(s), True))
         text(T.RESPONSE_OPEN)
         text((trace.analysis or "") + T.ANALYZE_CLOSE)
@@ -89,6 +104,16 @@ class Renderer:
         assert self.tokenizer.decode(seq.ids[len(segs[0][0]):-1], clean_up_tokenization_spaces=False) == \
             render_trace(trace), "trace segments must spell render_trace's text"
         return seq
+
+
+@lru_cache(maxsize=1)
+def english_words() -> list[str]:
+    """Whole lower-case words of MiniLM's WordPiece vocabulary (about 20k): the pool `Renderer.shown`
+    draws from (from the installed encoder package, so no word list is shipped)."""
+    from ..evaluate.text import minilm_dir
+
+    vocab = (minilm_dir() / "vocab.txt").read_text(encoding="utf-8").split()
+    return [w for w in vocab if len(w) >= 3 and w.isascii() and w.isalpha() and w.islower()]
 
 
 def collate(seqs: list[Sequence], pad_id: int, max_length: int, device) -> dict:

@@ -59,6 +59,7 @@ def render_record(r: Renderer, cache: CodesCache, rec: dict, rng) -> Sequence:
     if task == "caption":
         return r.text_answer(T.caption_prompt(motion(), r.bos), answer("caption"))
     c = caption  # every task but captioning is about the goal text: the prompt encoder reads it
+    caption = r.shown(caption, rng)  # what the LM's own text tokens show of it
     if task == "generate":
         return r.motion_answer(T.generation_prompt(caption, r.bos, r.tokenizer), target(), c)
     if task == "analyze":
@@ -131,7 +132,8 @@ def train(config: Stage1TrainConfig) -> dict:
     if not records:
         raise IrmogenError(f"{config.engine}/stage1.jsonl: no record whose motions are in {cache.path}")
     mllm = load_input_model(config.model)
-    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None)
+    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None,
+                 caption_noise=config.caption_noise)
     data = Path(config.data)
     base = base_examples(data, cache, "train") if config.data else []
     val_ex = base_examples(data, cache, "val")[:config.val_examples] if config.data else []

@@ -57,7 +57,7 @@ def record_trace(rec: dict, cache: CodesCache, rng) -> Trace:
 
 
 def render_trace_record(r: Renderer, cache: CodesCache, rec: dict, rng, learn_intermediate: bool = False) -> Sequence:
-    return r.trace(rec["caption"], record_trace(rec, cache, rng), learn_intermediate)
+    return r.trace(rec["caption"], record_trace(rec, cache, rng), learn_intermediate, rng)
 
 
 def usable_traces(records: list[dict], cache: CodesCache) -> list[dict]:
@@ -84,7 +84,8 @@ def train(config: Stage2TrainConfig) -> dict:
         raise IrmogenError(f"{engine}/stage2.jsonl: no trace whose motions are in {cache.path}")
     stage1 = usable(read_jsonl(engine / "stage1.jsonl"), cache) if (engine / "stage1.jsonl").is_file() else []
     mllm = load_input_model(config.model)
-    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None)
+    r = Renderer(mllm.tokenizer, mllm.layout, conditioned=mllm.prompt_encoder is not None,
+                 caption_noise=config.caption_noise)
     # validation: the last traces (a fixed slice, own codes) -- the loss on held-back traces
     held = max(1, min(config.val_examples, len(traces) // 10)) if len(traces) > 1 else 0
     train_traces, val_traces = traces[:len(traces) - held], traces[len(traces) - held:]
