@@ -62,8 +62,11 @@ def _command():
 
 def submit(method: str, params: dict, target: Target, info: takes.TakeInfo) -> bridge.Job:
     spec, model = _command()
+    prefs = preferences.get()
     if method in ("generate", "extend"):   # the requests whose rounds carry assessments
-        params = {**params, "assessor": preferences.get().assessor}
+        params = {**params, "assessor": prefs.assessor}
+    if method in ("generate", "extend", "refine") and prefs.guidance >= 1.0:
+        params = {**params, "guidance": round(prefs.guidance, 3)}
     info.model = info.model or model
     try:
         return bridge.BRIDGE.submit(spec.command(), method, params, cwd=spec.cwd,

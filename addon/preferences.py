@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import EnumProperty, FloatProperty, StringProperty
 
 from . import protocol
 
@@ -95,6 +95,10 @@ class IRMOGEN_AddonPreferences(bpy.types.AddonPreferences):
     device: EnumProperty(name="Device", items=DEVICES, default="auto")
     assessor: EnumProperty(name="Assessments", items=ASSESSORS, default=protocol.DEFAULT_ASSESSOR,
                            description="Who writes each round's assessment and refinement instruction")
+    guidance: FloatProperty(name="Text guidance", default=0.0, min=0.0, max=protocol.MAX_GUIDANCE, step=50,
+                            description="How strongly the motion follows the prompt's words (classifier-free "
+                                        "guidance scale of models with a prompt encoder). Below 1: the model's "
+                                        "own setting; 1: no guidance; higher: closer to the words, less varied")
 
     def draw(self, context):
         layout = self.layout
@@ -114,6 +118,7 @@ class IRMOGEN_AddonPreferences(bpy.types.AddonPreferences):
                 col.prop(self, "irg_stage")
         col.prop(self, "device")
         col.prop(self, "assessor")
+        col.prop(self, "guidance")
 
 
 def resolve_python(prefs) -> str | None:

@@ -30,7 +30,8 @@ def say(line: str) -> None:
 def sampling_options(a) -> dict:
     """Greedy decoding (the paper's) unless --sample or --seed asks for sampling."""
     sample = a.sample or a.seed is not None
-    return {"greedy": not sample, "temperature": a.temperature, "top_p": a.top_p, "seed": a.seed}
+    return {"greedy": not sample, "temperature": a.temperature, "top_p": a.top_p, "seed": a.seed,
+            "guidance": a.guidance}
 
 
 def write_outputs(clip: Clip, out, bvh=None, transcript: dict | None = None, transcript_path=None) -> None:
@@ -62,6 +63,8 @@ def add_model_arguments(p, sampling: bool = True) -> None:
         p.add_argument("--seed", type=int, help="random seed (implies --sample)")
         p.add_argument("--temperature", type=float, default=1.0)
         p.add_argument("--top-p", type=float, default=1.0)
+        p.add_argument("--guidance", type=float, help="classifier-free guidance scale of motion codes, 1-10 "
+                       "(1: none; default: the model's own, from its config.json)")
 
 
 def add_output_arguments(p) -> None:

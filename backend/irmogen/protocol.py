@@ -8,7 +8,8 @@ jobs may first send queued / progress / round. An error's data is {code, message
 with no usable id is answered with id null. Blank lines are ignored; everything else gets a reply.
 
 Methods (params; what comes back). Sampling params of every model call: greedy (default true),
-temperature, top_p, seed (a sampled job without one reports the seed it drew).
+temperature, top_p, seed (a sampled job without one reports the seed it drew), guidance (the
+classifier-free guidance scale of motion codes, 1-10; default the model's own, 1 means none).
   generate   text, seconds?, max_rounds?, max_text_tokens?, payload?, cleanup?, assessor?  -> `progress` {tokens, round};
              `round` {kind: analysis | motion (codes, clip) | assessment (assessment, refinement,
              satisfied), round, tokens}; `result` {clip, codes, transcript (JSON), rounds, finished,
@@ -73,6 +74,7 @@ MAX_ROUNDS, DEFAULT_MAX_ROUNDS = 10, 5
 ASSESSORS, DEFAULT_ASSESSOR = ("model", "measured", "checked"), "measured"
 MAX_TEXT_TOKENS = 256               # per free-text segment (analysis, assessment, refinement)
 MAX_TEMPERATURE = 10.0
+MAX_GUIDANCE = 10.0                 # classifier-free guidance scale of motion codes (1: none)
 MAX_SEED = 2 ** 63 - 1
 MAX_MOTION_CODES = 49               # the longest motion every published model was trained on
 MAX_CODE = 65535
@@ -138,6 +140,7 @@ class Sampling:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    guidance: float | None = None   # None: the model's default
 
 
 @dataclass
@@ -338,7 +341,8 @@ class _Params:
         greedy = self.flag("greedy", True)
         seed = self.number("seed", 0, MAX_SEED, integer=True)
         return Sampling(greedy, self.number("temperature", 0, MAX_TEMPERATURE, 1.0, lo_open=True),
-                        self.number("top_p", 0, 1, 1.0, lo_open=True), seed)
+                        self.number("top_p", 0, 1, 1.0, lo_open=True), seed,
+                        self.number("guidance", 1, MAX_GUIDANCE))
 
     def motion(self) -> Motion:
         has_clip, has_codes = "clip" in self.params, "codes" in self.params

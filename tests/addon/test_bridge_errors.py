@@ -111,6 +111,23 @@ def test_a_bad_model_directory_shows_the_backends_reason(addon, scene, tmp_path)
     assert "preferences" in scene.error_hint and scene.error_fix == ""
 
 
+def test_the_text_guidance_preference_reaches_the_backend(addon, scene):
+    """The preference is sent with the request: the tiny model has no prompt encoder, so the
+    backend refuses the scale by name; below 1 the model's own setting applies and it generates."""
+    ext.smpl_armature("Hero")
+    prefs = bpy.context.preferences.addons[ext.PACKAGE].preferences
+    scene.prompt = "a person walks forward"
+    try:
+        prefs.guidance = 2.5
+        with pytest.raises(RuntimeError):
+            bpy.ops.irmogen.generate()
+        assert "guidance 2.5: this model has no prompt encoder" in scene.error_message, scene.error_message
+        prefs.guidance = 0.0
+        assert bpy.ops.irmogen.generate() == {"FINISHED"}, scene.error_message
+    finally:
+        prefs.guidance = 0.0
+
+
 def test_a_backend_python_that_exits_at_once_gets_a_hint_and_a_fix(addon, scene, monkeypatch):
     """Defect 7: /bin/false as the backend Python."""
     ext.smpl_armature("Hero")

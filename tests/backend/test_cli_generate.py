@@ -93,3 +93,10 @@ def test_missing_model_names_what_to_do(workdir):
 def test_wrong_model_path_names_it(workdir):
     r = irmogen("generate", "a person jumps", "--model", "no/such/dir", "--out", "x.npz", cwd=workdir)
     assert r.returncode == 2 and "no/such/dir" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_guidance_without_a_prompt_encoder_is_a_clear_error(model_dir, workdir):
+    r = irmogen("generate", "a person jumps", "--model", model_dir, "--guidance", "3", "--out", "x.npz", cwd=workdir)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "guidance 3.0: this model has no prompt encoder" in r.stderr
+    assert not (workdir / "x.npz").exists()

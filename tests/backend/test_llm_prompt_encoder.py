@@ -30,7 +30,7 @@ def test_saved_and_loaded_with_its_config_field(tmp_path):
     m = with_encoder()
     m.save_pretrained(tmp_path / "m")
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["prompt_encoder"] == {"name": "all-MiniLM-L6-v2", "prefix_tokens": 4}
+    assert config["prompt_encoder"] == {"name": "all-MiniLM-L6-v2", "prefix_tokens": 4, "guidance": 1.0}
     assert (tmp_path / "m" / WEIGHTS).is_file()
     back = MotionLLM.from_pretrained(tmp_path / "m", device="cpu")
     a = m.prompt_encoder.prefix(["a person tiptoes"], "cpu", torch.float32)
@@ -57,8 +57,9 @@ def test_a_model_without_the_field_loads_as_before(tmp_path):
         MotionLLM.from_pretrained(tmp_path / "m", device="cpu")
 
 
-def _uncached_greedy_codes(m: MotionLLM, prompt: str, condition: str, n: int) -> list[int]:
-    """Greedy codes from full forward passes of prefix + every token so far (no cache)."""
+def _uncached_greedy_codes(m: MotionLLM, prompt: str, condition: str, n: int, guidance: float = 1.0) -> list[int]:
+    """Greedy codes from full forward passes of prefix + every token so far (no cache); with
+    guidance s the logits are u + s (c - u), u under the empty text's prefix."""
     net = ConditionedLM(m.lm, m.prompt_encoder).eval()
     ids = m.tokenizer(prompt, add_special_tokens=False)["input_ids"] + [m.layout.start_id]
     first, vocab = m.layout.first_code_id, m.layout.vocab_size
@@ -67,6 +68,9 @@ def _uncached_greedy_codes(m: MotionLLM, prompt: str, condition: str, n: int) ->
         for _ in range(n):
             x = torch.tensor([ids])
             logits = net(x, torch.ones_like(x), [condition])[0, -1]
+            if guidance != 1.0:
+                u = net(x, torch.ones_like(x), [""])[0, -1]
+                logits = u + guidance * (logits - u)
             tok = first + int(torch.argmax(logits[first:vocab]))
             codes.append(tok - first)
             ids.append(tok)
@@ -86,6 +90,39 @@ def test_cached_decoding_after_the_prefix_equals_uncached():
     with torch.no_grad():
         a, b = (net(x, torch.ones_like(x), [c])[0, -1] for c in ("walk forward", "do a cartwheel"))
     assert not torch.allclose(a, b)
+
+
+def test_guided_decoding_amplifies_what_the_text_changes_about_the_codes():
+    m = with_encoder(seed=2)
+    d = ReasoningDecoder(m)
+    prompt = T.generation_prompt("a person strolls and then hops", d.bos_token)
+    condition = "someone shambles backwards"
+    plain = d.respond_motion(prompt, min_codes=8, max_codes=8, condition=condition)
+    assert d.respond_motion(prompt, min_codes=8, max_codes=8, condition=condition, guidance=1.0) == plain
+    guided = {s: d.respond_motion(prompt, min_codes=8, max_codes=8, condition=condition, guidance=s) for s in (2.0, 6.0)}
+    for s, codes in guided.items():
+        assert codes == _uncached_greedy_codes(m, prompt, condition, 8, guidance=s)
+    assert any(codes != plain for codes in guided.values())
+    # the model's own default (config.json) applies when a call does not ask
+    m.prompt_encoder.config.guidance = 6.0
+    assert d.respond_motion(prompt, min_codes=8, max_codes=8, condition=condition) == guided[6.0]
+
+
+def test_guidance_leaves_text_alone_and_needs_a_prompt_encoder():
+    m = with_encoder(seed=3)
+    d = ReasoningDecoder(m)
+    traces = [[e for e in d.run("a person hops", max_rounds=1, max_text_tokens=12, decode_clips=False, guidance=s)
+               if e.kind == "done"][0] for s in (1.0, 5.0)]
+    assert traces[0].trace.analysis == traces[1].trace.analysis   # written before any motion code
+    for bad in (0.5, 11.0, True):
+        with pytest.raises(IrmogenError, match="guidance"):
+            d.respond_motion("x", min_codes=1, max_codes=2, condition="a person hops", guidance=bad)
+    plain = ReasoningDecoder(tiny_motionllm(seed=1))
+    with pytest.raises(IrmogenError, match="no prompt encoder"):
+        plain.respond_motion("x", min_codes=1, max_codes=2, condition="a person hops", guidance=2.0)
+    assert plain.respond_motion("x", min_codes=2, max_codes=2, guidance=1.0)   # 1 means none: allowed
+    with pytest.raises(IrmogenError, match="prompt_encoder.guidance"):
+        PromptEncoderConfig(guidance=0.0)
 
 
 def test_training_through_the_prefix_learns_what_only_the_text_says():

@@ -27,11 +27,13 @@ def gen(**params):
 
 
 def test_a_valid_generate_becomes_typed_params():
-    r = parse(gen(seconds=4, max_rounds=3, seed=11, greedy=False, temperature=0.8, top_p=0.9, payload="json"))
+    r = parse(gen(seconds=4, max_rounds=3, seed=11, greedy=False, temperature=0.8, top_p=0.9, payload="json",
+                  guidance=2.5))
     assert (r.id, r.method) == (5, "generate")
     p = r.params
     assert (p.text, p.seconds, p.max_rounds, p.payload) == ("a man waves", 4.0, 3, "json")
-    assert p.sampling == P.Sampling(greedy=False, temperature=0.8, top_p=0.9, seed=11)
+    assert p.sampling == P.Sampling(greedy=False, temperature=0.8, top_p=0.9, seed=11, guidance=2.5)
+    assert parse(gen()).params.sampling.guidance is None   # the model's own default
     assert p.max_text_tokens == P.MAX_TEXT_TOKENS and p.warnings == []
 
 
@@ -42,6 +44,7 @@ def test_a_valid_generate_becomes_typed_params():
     ({"max_rounds": 2.5}, "params.max_rounds: expected an integer between 1 and 10, got 2.5"),
     ({"seed": 10 ** 30}, "params.seed: expected an integer between 0 and 9223372036854775807, got 1000000000"),
     ({"temperature": 0}, "params.temperature: expected a number above 0 and at most 10, got 0"),
+    ({"guidance": 0.5}, "params.guidance: expected a number between 1 and 10, got 0.5"),
     ({"greedy": 1}, "params.greedy: expected true or false, got 1"),
     ({"payload": "pickle"}, 'params.payload: expected one of base64, json, got "pickle"'),
     ({"sed": 1}, "params.sed: unknown parameter (generate takes"),

@@ -146,6 +146,12 @@ def test_empty_prompts_are_clear_errors(backend, text, code):
     assert reply["data"]["message"].startswith("params.text: empty") and reply["data"]["hint"]
 
 
+def test_guidance_the_model_cannot_apply_is_a_clear_error(backend):
+    reply = backend.call("generate", {"text": "a man waves", "guidance": 2.5, **QUICK}, timeout=30)
+    assert reply["event"] == "error" and "guidance 2.5: this model has no prompt encoder" in reply["data"]["message"]
+    assert backend.call("generate", {"text": "a man waves", "guidance": 1, **QUICK}, timeout=60)["event"] == "result"
+
+
 @pytest.mark.parametrize("text, expected", [
     ("a man\x00 waves\x07 his\nright\thand\x1b", "a man waves his right hand"),
     ("一个人向前走然后挥手", "一个人向前走然后挥手"),

@@ -77,6 +77,7 @@ def _rounds(model, caption: str, style: str, max_rounds: int, sampling: dict) ->
 def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.REPETITIONS, evaluator=None,
                    modes=MODES, *, limit: int | None = None, seed: int = 0, max_rounds: int = 5,
                    rounds: str = "trace", greedy: bool = True, temperature: float = 1.0, top_p: float = 1.0,
+                   guidance: float | None = None,
                    mm_texts: int = 100, mm_repeats: int = 30, mm_times: int = M.MM_TIMES,
                    captions: str = "one", prompts: dict | None = None, device="cpu", progress: bool = True) -> dict:
     """Metrics of a model directory (or a loaded MotionLLM) on a dataset split -> a JSON-able dict:
@@ -99,7 +100,7 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
     texts = [c.captions[k] for _, c, k in pairs]
     text = evaluator.embed_text(texts, tokens=[c.tokens[k] for _, c, k in pairs])
     real = evaluator.embed_motion([c.features for c in clips])
-    sampling = {"greedy": greedy, "temperature": temperature, "top_p": top_p}
+    sampling = {"greedy": greedy, "temperature": temperature, "top_p": top_p, "guidance": guidance}
     prompt = (lambda t: prompts.get(t, t)) if prompts else (lambda t: t)
 
     codes: dict[str, list[list[int]]] = {}   # row -> the codes written for each text
@@ -139,7 +140,8 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
     for name, emb in embedded.items():
         mm = None
         if name == "direct" and mm_texts > 0 and mm_repeats >= 2:
-            mm = _mm_embeddings(llm, evaluator, texts[:min(mm_texts, n)], mm_repeats, seed, bar, temperature, top_p)
+            mm = _mm_embeddings(llm, evaluator, texts[:min(mm_texts, n)], mm_repeats, seed, bar, temperature, top_p,
+                                guidance)
         rows[name] = measure(emb, mm)
         # greedy decoding can write one motion for many texts: how many different ones there are
         rows[name]["counts"]["distinct_motions"] = len({tuple(c) for c in codes[name]})
@@ -156,6 +158,7 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
         "evaluator": type(evaluator).__name__,
         "protocol": {"repetitions": repetitions, "seed": seed, "max_frames": MAX_FRAMES,
                      "decoding": "greedy" if greedy else f"sampled (temperature {temperature}, top_p {top_p})",
+                     "guidance": "the model's default" if guidance is None else guidance,
                      "rounds": rounds, "max_rounds": max_rounds, "captions": captions, "draws": len(draws)},
         "rows": rows,
         # per caption, what each row wrote (for analyses that need the motions themselves)
@@ -221,11 +224,11 @@ def refinement_effect(text: np.ndarray, first: np.ndarray, final: np.ndarray, ro
     return out
 
 
-def _mm_embeddings(llm, evaluator, captions, repeats, seed, bar, temperature, top_p) -> np.ndarray:
+def _mm_embeddings(llm, evaluator, captions, repeats, seed, bar, temperature, top_p, guidance) -> np.ndarray:
     """(texts, repeats, D): `repeats` sampled direct generations per caption."""
     out = []
     for i, c in enumerate(bar(captions, "mmodality")):
-        sampling = {"greedy": False, "temperature": temperature, "top_p": top_p}
+        sampling = {"greedy": False, "temperature": temperature, "top_p": top_p, "guidance": guidance}
         feats = [llm.decode_codes(_direct(llm, c, {**sampling, "seed": seed + 1000 * (i + 1) + r}))
                  for r in range(repeats)]
         out.append(evaluator.embed_motion(feats))

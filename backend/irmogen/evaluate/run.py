@@ -45,6 +45,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--paraphrases", nargs="?", const="default", metavar="TSV",
                         help="also measure with each caption replaced by its paraphrase (caption<TAB>paraphrase; "
                              "default: the shipped test-split set); scored against the original captions")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale of motion codes "
+                        "(1: none; default: the model's own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
 
@@ -63,7 +65,7 @@ def run(args) -> int:
     result = evaluate_model(args.model, args.data, args.split, args.repetitions, evaluator, tuple(args.modes),
                             limit=args.limit, seed=args.seed, max_rounds=args.max_rounds, rounds=args.rounds,
                             mm_texts=args.mm_texts, mm_repeats=args.mm_repeats, captions=args.captions,
-                            device=args.device)
+                            guidance=args.guidance, device=args.device)
     print(format_table(result))
     if args.paraphrases:
         result["paraphrased"] = _paraphrased(args, evaluator, result)
@@ -87,7 +89,7 @@ def _paraphrased(args, evaluator, originals: dict) -> dict:
     modes = tuple(m for m in args.modes if m != "real")
     return evaluate_model(args.model, args.data, args.split, args.repetitions, evaluator, modes, limit=args.limit,
                           seed=args.seed, max_rounds=args.max_rounds, rounds=args.rounds, mm_texts=0,
-                          captions=args.captions, prompts=table, device=args.device)
+                          captions=args.captions, prompts=table, guidance=args.guidance, device=args.device)
 
 
 def run_stages(args, evaluator) -> int:

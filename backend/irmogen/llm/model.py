@@ -140,13 +140,20 @@ class MotionLLM:
         self.prompt_encoder = None if encoder is None else encoder.to(self.device).eval()
         self.config.prompt_encoder = None if encoder is None else encoder.config.to_dict()
 
+    @property
+    def guidance(self) -> float:
+        """The model's default classifier-free guidance scale for motion codes (1: none)."""
+        return 1.0 if self.prompt_encoder is None else self.prompt_encoder.config.guidance
+
     @torch.inference_mode()
-    def prefix_cache(self, condition: str | None):
+    def prefix_cache(self, condition: str | None, unconditioned: bool = False):
         """The LM's KV cache after the soft prefix of `condition` ("" when None), or None when the
-        model has no prompt encoder. The decoder continues feeding tokens after it."""
+        model has no prompt encoder. The decoder continues feeding tokens after it. With
+        `unconditioned` the cache holds a second row, after the empty text's prefix (for guidance)."""
         if self.prompt_encoder is None:
             return None
-        embeds = self.prompt_encoder.prefix([condition or ""], self.device, self.dtype)
+        texts = [condition or ""] + ([""] if unconditioned else [])
+        embeds = self.prompt_encoder.prefix(texts, self.device, self.dtype)
         return self.lm(inputs_embeds=embeds, use_cache=True).past_key_values
 
     @classmethod

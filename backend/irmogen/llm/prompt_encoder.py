@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import IrmogenError
+from ..protocol import MAX_GUIDANCE
 
 WEIGHTS = "prompt_encoder.safetensors"
 ENCODERS = ("all-MiniLM-L6-v2",)
@@ -37,12 +38,16 @@ MAX_TOKENS = 64         # prompts are one or two sentences
 class PromptEncoderConfig:
     name: str = "all-MiniLM-L6-v2"
     prefix_tokens: int = 8
+    # Decoding default: classifier-free guidance scale on motion codes (1: none). The codes' logits
+    # become u + s * (c - u), c with the text's prefix and u with the empty text's (reasoning/decoder.py).
+    guidance: float = 1.0
 
     def __post_init__(self):
         if self.name not in ENCODERS:
             raise IrmogenError(f"prompt_encoder.name {self.name!r}: known encoders are {', '.join(ENCODERS)}")
         if not (isinstance(self.prefix_tokens, int) and 1 <= self.prefix_tokens <= 64):
             raise IrmogenError(f"prompt_encoder.prefix_tokens {self.prefix_tokens!r}: expected an integer in 1..64")
+        check_guidance(self.guidance, "prompt_encoder.guidance")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +58,13 @@ class PromptEncoderConfig:
         if unknown:
             raise IrmogenError(f"{where}: prompt_encoder has an unknown field {unknown[0]!r}")
         return cls(**data)
+
+
+def check_guidance(value, where: str = "guidance") -> float:
+    """A guidance scale: a number in [1, MAX_GUIDANCE] (1 means no guidance)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1.0 <= value <= MAX_GUIDANCE:
+        raise IrmogenError(f"{where} {value!r}: expected a number from 1 (no guidance) to {MAX_GUIDANCE:g}")
+    return float(value)
 
 
 class TokenStates:

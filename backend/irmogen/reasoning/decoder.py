@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import IrmogenError
+from ..llm.prompt_encoder import check_guidance
 from ..llm.tokens import MOTION_START
 from . import template as T
 from .parser import Round, Trace
@@ -42,6 +43,7 @@ MAX_CODES = 49            # 196 frames at 20 fps: the longest motion every publi
 LENGTH_TOLERANCE = 0.1    # seconds -> codes window: +-10 % (at least +-1 code)
 MAX_TEXT_TOKENS = 256     # cap of one free-text segment; the paper's rounds are ~100-150 text tokens
 PROGRESS_EVERY = 32       # tokens between progress events
+GUIDED_MASKS = ("codes", "codes_or_end")   # guidance acts on motion codes only
 MAX_TRIES = 64            # candidates the text guard may refuse at one position before the span closes
 # A measured assessment that still finds gaps when the round cap ends the trace says why it stops.
 LAST_ROUND_NOTE = "This was the last round allowed, so this motion is kept."
@@ -126,12 +128,20 @@ def code_window(seconds: float | None = None, min_codes: int | None = None, max_
 
 # ---- one KV-cached pass --------------------------------------------------------------------
 class _Pass:
-    """The growing token sequence, the model's cache over its fed part, and the sampler."""
+    """The growing token sequence, the model's cache over its fed part, and the sampler.
+
+    With guidance (scale s > 1) every fed token goes to two rows of one batch: the cache after the
+    text's soft prefix and the cache after the empty text's. Motion codes are drawn from
+    u + s * (c - u) of the two rows' logits (classifier-free guidance, as MoMask and LlamaGen decode):
+    what the text changes about the next code is amplified, so different texts stop sharing one
+    motion under greedy decoding. Text tokens are drawn from the text's row alone."""
 
     def __init__(self, decoder: "ReasoningDecoder", cancel: Callable[[], bool], generator, greedy: bool,
-                 temperature: float, top_p: float):
+                 temperature: float, top_p: float, guidance: float = 1.0):
         self.d, self.cancel, self.generator = decoder, cancel, generator
         self.greedy, self.temperature, self.top_p = greedy, temperature, top_p
+        self.guidance = guidance
+        self.unconditioned: torch.Tensor | None = None   # the empty text's logits at the last feed
         self.ids: list[int] = []
         self.pending: list[int] = []   # appended, not yet fed to the model
         self.cache = None
@@ -159,15 +169,21 @@ class _Pass:
     def _feed(self) -> torch.Tensor:
         if self.cancel():
             raise _Cancelled
-        x = torch.tensor([self.pending], dtype=torch.long, device=self.d.device)
+        rows = 2 if self.guidance != 1.0 else 1
+        x = torch.tensor([self.pending] * rows, dtype=torch.long, device=self.d.device)
         out = self.d.lm(input_ids=x, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
         self.cache, self.pending = out.past_key_values, []
         self.forward_calls += 1
-        return out.logits[0, -1].float()
+        logits = out.logits[:, -1].float()
+        self.unconditioned = logits[1] if rows == 2 else None
+        return logits[0]
 
     def sample(self, mask: str) -> int:
         """Feed what is pending, draw one token under the named mask, append it (unfed)."""
-        logits = self._feed().masked_fill(~self.d.masks[mask], float("-inf"))
+        logits = self._feed()
+        if self.unconditioned is not None and mask in GUIDED_MASKS:
+            logits = self.unconditioned + self.guidance * (logits - self.unconditioned)
+        logits = logits.masked_fill(~self.d.masks[mask], float("-inf"))
         if self.greedy:
             tok = int(torch.argmax(logits))
         else:
@@ -289,20 +305,35 @@ class ReasoningDecoder:
                                    code="bad_model", hint="the tokenizer adds or drops spaces around text")
 
     def new_pass(self, *, greedy=True, temperature=1.0, top_p=1.0, seed=None, cancel=None,
-                 condition: str | None = None) -> _Pass:
+                 condition: str | None = None, guidance: float | None = None) -> _Pass:
         """A fresh pass; for a model with a prompt encoder its cache starts after the soft prefix
-        of `condition` (the user's text; "" for tasks without one), as training fed it."""
+        of `condition` (the user's text; "" for tasks without one), as training fed it.
+        `guidance`: the classifier-free guidance scale of motion codes (None: the model's default;
+        1: none); it needs a prompt encoder and acts only when there is a condition text."""
         if not greedy and not (temperature > 0 and 0 < top_p <= 1):
             raise IrmogenError(f"sampling: temperature={temperature} must be > 0 and top_p={top_p} in (0, 1]")
+        scale = self.guidance(guidance)
+        scale = scale if condition else 1.0
         generator = torch.Generator(device=self.device)
         if seed is None:
             generator.seed()
         else:
             generator.manual_seed(int(seed))
-        p = _Pass(self, _cancel_check(cancel), generator, greedy, temperature, top_p)
+        p = _Pass(self, _cancel_check(cancel), generator, greedy, temperature, top_p, scale)
         prefix = getattr(self.model, "prefix_cache", None)
-        p.cache = prefix(condition) if prefix is not None else None
+        if prefix is not None:
+            p.cache = prefix(condition, unconditioned=True) if scale != 1.0 else prefix(condition)
         return p
+
+    def guidance(self, asked: float | None) -> float:
+        """The guidance scale a pass uses: `asked`, or the model's default when None."""
+        default = getattr(self.model, "guidance", 1.0)
+        if asked is None:
+            return default
+        scale = check_guidance(asked)
+        if scale != 1.0 and getattr(self.model, "prompt_encoder", None) is None:
+            raise IrmogenError(f"guidance {asked!r}: this model has no prompt encoder to guide by (use 1)")
+        return scale
 
     # ---- pieces --------------------------------------------------------------------------
     def sample_text(self, p: _Pass, stop: str | None, after: Callable[[str], str] | str,
@@ -408,7 +439,8 @@ class ReasoningDecoder:
     def run(self, prompt_caption: str, *, seconds: float | None = None, min_codes: int | None = None,
             max_codes: int | None = None, max_rounds: int = 5, greedy: bool = True, temperature: float = 1.0,
             top_p: float = 1.0, seed: int | None = None, max_text_tokens: int = MAX_TEXT_TOKENS,
-            cancel=None, decode_clips: bool = True, assessor: str = "model") -> Iterator:
+            cancel=None, decode_clips: bool = True, assessor: str = "model",
+            guidance: float | None = None) -> Iterator:
         """Write one IRMoGen trace for a caption; yields the events above, ending with done or cancelled.
 
         `decode_clips=False` leaves every clip None (callers that only need codes, e.g. evaluation).
@@ -421,7 +453,7 @@ class ReasoningDecoder:
         lo, hi = code_window(seconds, min_codes, max_codes, fps=self.model.config.fps)
         caption = T.normalize_caption(prompt_caption, self.tokenizer)
         p = self.new_pass(greedy=greedy, temperature=temperature, top_p=top_p, seed=seed, cancel=cancel,
-                          condition=caption)
+                          condition=caption, guidance=guidance)
         trace, clips = Trace(), []
         try:
             p.append(self.encode(T.build_prompt(caption, self.bos_token)))

@@ -59,12 +59,13 @@ def generate(model, text: str, **opts) -> Iterator:
 
 def _generate_motion_agent(model, text: str, *, seconds=None, min_codes=None, max_codes=None,
                            decode_clips=True, cancel=None, greedy=True, temperature=1.0, top_p=1.0,
-                           seed=None, **_ignored) -> Iterator:
+                           seed=None, guidance=None, **_ignored) -> Iterator:
     d = ReasoningDecoder(model)
     lo, hi = code_window(seconds, min_codes, max_codes, fps=model.config.fps)
     caption = T.normalize_caption(text, model.tokenizer)
     codes = d.respond_motion(T.motion_agent_prompt(caption, d.bos_token), min_codes=lo, max_codes=hi,
-                             cancel=cancel, greedy=greedy, temperature=temperature, top_p=top_p, seed=seed)
+                             cancel=cancel, greedy=greedy, temperature=temperature, top_p=top_p, seed=seed,
+                             guidance=guidance)
     clip = model.codes_to_clip(codes, text=caption) if decode_clips else None
     yield MotionEvent(1, codes, clip, len(codes) + 1)
     trace = Trace(rounds=[Round(codes)], finished=True)

@@ -90,7 +90,7 @@ def motion_argument(motion: P.Motion):
 def sampling_options(s: P.Sampling) -> dict:
     """Decoder keyword arguments; a sampled job without a seed gets a random one (reported back)."""
     seed = s.seed if s.seed is not None or s.greedy else random.getrandbits(63)
-    return {"greedy": s.greedy, "temperature": s.temperature, "top_p": s.top_p, "seed": seed}
+    return {"greedy": s.greedy, "temperature": s.temperature, "top_p": s.top_p, "seed": seed, "guidance": s.guidance}
 
 
 def _timings(job, t0: float, first_round: float | None = None) -> dict:

@@ -227,7 +227,7 @@ def train(config: Stage3TrainConfig) -> dict:
     def sample(caption: str, seed: int, greedy: bool = False) -> DoneEvent:
         events = decoder.run(caption, greedy=greedy, temperature=config.temperature, top_p=config.top_p,
                              seed=seed, max_rounds=config.max_rounds, max_text_tokens=config.max_text_tokens,
-                             decode_clips=False)
+                             decode_clips=False, guidance=1.0)   # the policy's own distribution, as scored
         return [e for e in events if isinstance(e, DoneEvent)][0]
 
     def final_features(done: DoneEvent):
