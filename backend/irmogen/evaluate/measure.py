@@ -140,8 +140,8 @@ def evaluate_model(model, data_dir, split: str = "test", repetitions: int = M.RE
     for name, emb in embedded.items():
         mm = None
         if name == "direct" and mm_texts > 0 and mm_repeats >= 2:
-            mm = _mm_embeddings(llm, evaluator, texts[:min(mm_texts, n)], mm_repeats, seed, bar, temperature, top_p,
-                                guidance)
+            mm = _mm_embeddings(llm, evaluator, texts[:min(mm_texts, n)], mm_repeats, seed, bar,
+                                {**sampling, "greedy": False})
         rows[name] = measure(emb, mm)
         # greedy decoding can write one motion for many texts: how many different ones there are
         rows[name]["counts"]["distinct_motions"] = len({tuple(c) for c in codes[name]})
@@ -224,11 +224,10 @@ def refinement_effect(text: np.ndarray, first: np.ndarray, final: np.ndarray, ro
     return out
 
 
-def _mm_embeddings(llm, evaluator, captions, repeats, seed, bar, temperature, top_p, guidance) -> np.ndarray:
+def _mm_embeddings(llm, evaluator, captions, repeats, seed, bar, sampling: dict) -> np.ndarray:
     """(texts, repeats, D): `repeats` sampled direct generations per caption."""
     out = []
     for i, c in enumerate(bar(captions, "mmodality")):
-        sampling = {"greedy": False, "temperature": temperature, "top_p": top_p, "guidance": guidance}
         feats = [llm.decode_codes(_direct(llm, c, {**sampling, "seed": seed + 1000 * (i + 1) + r}))
                  for r in range(repeats)]
         out.append(evaluator.embed_motion(feats))

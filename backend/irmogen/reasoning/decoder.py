@@ -312,7 +312,7 @@ class ReasoningDecoder:
         1: none); it needs a prompt encoder and acts only when there is a condition text."""
         if not greedy and not (temperature > 0 and 0 < top_p <= 1):
             raise IrmogenError(f"sampling: temperature={temperature} must be > 0 and top_p={top_p} in (0, 1]")
-        scale = self.guidance(guidance)
+        scale = self._guidance_scale(guidance)   # checked even when there is no text to guide by
         scale = scale if condition else 1.0
         generator = torch.Generator(device=self.device)
         if seed is None:
@@ -325,7 +325,7 @@ class ReasoningDecoder:
             p.cache = prefix(condition, unconditioned=True) if scale != 1.0 else prefix(condition)
         return p
 
-    def guidance(self, asked: float | None) -> float:
+    def _guidance_scale(self, asked: float | None) -> float:
         """The guidance scale a pass uses: `asked`, or the model's default when None."""
         default = getattr(self.model, "guidance", 1.0)
         if asked is None:
